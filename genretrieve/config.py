@@ -1,0 +1,114 @@
+"""Configuration: dataclasses with defaults, optionally overlaid by a YAML file, then by CLI flags.
+
+Precedence is CLI > file > defaults. A file is named by path or by a name under `configs/`
+(`--config qwen3-0.6b` finds `configs/qwen3-0.6b.yaml`); `GENRETRIEVE_CONFIG` names the file when no
+flag does. The resolved config is written beside every index and adapter, so each artefact says
+how it was made.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used (a usage error)."""
+
+
+@dataclass
+class ModelConfig:
+    # "packaged:smollm2" / "packaged:all-minilm-l6-v2" are the offline defaults; anything else is
+    # a local folder or a hub id.
+    backbone: str = "packaged:smollm2"
+    teacher: str = "packaged:all-minilm-l6-v2"
+    teacher_pooling: str = "mean"  # mean | cls
+    adapter: str = "default"  # "default" (shipped, else fresh), "fresh", or an adapter folder
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    max_length: int = 512
+    batch_size: int = 32
+    query_instruction: str = "Generate a passage that best answers this question:"
+    document_instruction: str = "Summarize the following passage:"
+
+
+@dataclass
+class IndexConfig:
+    chunk_tokens: int = 200
+    chunk_overlap: float = 0.15
+    doc_encoder: str = "teacher"  # teacher | gen  (see README: measured choice)
+    kind: str = "auto"  # auto | flat | ivf | hnsw
+
+
+@dataclass
+class SearchConfig:
+    k: int = 10
+    mode: str = "gen"  # gen | teacher | keyword | hybrid
+    safety: str = "warn"  # off | warn | block
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for folder in (Path.cwd() / "configs", REPO_CONFIGS):
+        candidate = folder / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"config {name_or_path!r} not found (a YAML path, or a name under configs/)")
+
+
+def _overlay(obj, values: dict, where: str):
+    for key, value in values.items():
+        if not hasattr(obj, key):
+            raise ConfigError(f"unknown config key {where}{key!r}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {where}{key!r} must be a mapping")
+            _overlay(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, value)
+
+
+def load_config(source: str | Path | Config | None = None, **overrides) -> Config:
+    """Defaults, overlaid by a YAML file (argument or GENRETRIEVE_CONFIG), then by overrides.
+
+    Overrides use dotted keys with the dots replaced by "__", e.g. index__doc_encoder="gen";
+    None values are ignored so CLI flags left unset do not clobber the file.
+    """
+    if isinstance(source, Config):
+        config = dataclasses.replace(source)
+    else:
+        config = Config()
+        source = source or os.environ.get("GENRETRIEVE_CONFIG")
+        if source:
+            path = resolve_config_path(str(source))
+            try:
+                values = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: expected a mapping of sections")
+            _overlay(config, values, "")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, key = dotted.split("__")
+        _overlay(config, {section: {key: value}}, "")
+    return config

@@ -1,0 +1,1 @@
+"""Model code: locating weights, the frozen backbone, the teacher, the adapter, the encoder."""

