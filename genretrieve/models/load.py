@@ -27,8 +27,17 @@ def shipped_adapter_for(backbone_fp: str, teacher_fp: str) -> Path | None:
     return None
 
 
+def quiet_transformers() -> None:
+    """Our own progress goes to stderr through rich; transformers' bars and warnings would duplicate it."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
 def load_encoder(config: Config | str | Path | None = None) -> GenEncoder:
     config = config if isinstance(config, Config) else load_config(config)
+    quiet_transformers()
     m = config.model
     device = pick_device(m.device)
     dtype = pick_dtype(m.dtype, device)
@@ -57,3 +66,28 @@ def build_encoder(backbone, teacher, config: Config) -> GenEncoder:
                          instructions, training=None)
         card["path"] = None
     return GenEncoder(backbone, teacher, adapter, card, m.max_length, m.batch_size)
+
+
+def describe(encoder: GenEncoder) -> dict:
+    """What `genretrieve info` prints: versions, device, models, adapter, cache."""
+    import faiss
+    import torch
+    import transformers
+
+    from .. import __version__
+    from .assets import home
+
+    card = encoder.card
+    return {
+        "versions": {"genretrieve": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+                     "faiss": faiss.__version__},
+        "device": str(encoder.backbone.device),
+        "dtype": str(encoder.backbone.dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "backbone": {"id": encoder.backbone.model_id, "fingerprint": encoder.backbone.fingerprint,
+                     "hidden_size": encoder.backbone.hidden_size},
+        "teacher": {"id": encoder.teacher.model_id, "fingerprint": encoder.teacher.fingerprint, "dim": encoder.teacher.dim},
+        "adapter": {"path": card.get("path"), "trained": card["trained"], "fingerprint": card["fingerprint"],
+                    "instructions": card["instructions"]},
+        "cache": str(home()),
+    }

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, retrieval quality, safety. Commands that print figures, never timed tests."""

@@ -1,0 +1,131 @@
+"""One index = one folder: `manifest.json`, `meta.sqlite` (chunks + vectors), and the derived FAISS files.
+
+The manifest pins everything that makes vectors comparable (backbone, teacher and adapter
+fingerprints, document encoder, chunking); an index is opened only by a matching encoder,
+otherwise the user is told to `--rebuild`. The FAISS files are a cache of the vectors in
+SQLite, stamped with the store's generation, and rebuilt when stale.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..config import Config
+from ..errors import GenretrieveError, IncompatibleArtifact
+from ..models.assets import atomic_write_text
+from .store import Store
+from .vectors import VectorIndex
+
+MANIFEST = "manifest.json"
+
+
+def index_identity(encoder, config: Config, no_chunk: bool = False) -> dict:
+    """What must be equal for two runs to write into, or search, the same index."""
+    return {
+        "backbone": {"id": encoder.backbone.model_id, "fingerprint": encoder.backbone.fingerprint},
+        "teacher": {"id": encoder.teacher.model_id, "fingerprint": encoder.teacher.fingerprint},
+        "adapter": {"fingerprint": encoder.card["fingerprint"], "trained": encoder.card["trained"]},
+        "doc_encoder": config.index.doc_encoder,
+        "dim": encoder.dim,
+        "chunking": None if no_chunk else {"tokens": config.index.chunk_tokens, "overlap": config.index.chunk_overlap},
+    }
+
+
+def identity_differences(old: dict, new: dict) -> list[str]:
+    return [f"{key}: index has {old.get(key)}, now {new.get(key)}" for key in new if old.get(key) != new.get(key)]
+
+
+class IndexFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        manifest = self.path / MANIFEST
+        if not manifest.exists():
+            raise GenretrieveError(f"no index at {self.path}; build one with: genretrieve index PATH --index {self.path}")
+        self.manifest = json.loads(manifest.read_text())
+        self._store: Store | None = None
+
+    @classmethod
+    def create_or_open(cls, path: Path, identity: dict, config: Config) -> "IndexFolder":
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            folder = cls(path)
+            differences = identity_differences(folder.manifest["identity"], identity)
+            if differences:
+                raise IncompatibleArtifact(
+                    f"the index at {path} was built with other settings ({'; '.join(differences)}). "
+                    "Mixing them would give meaningless scores: re-run with --rebuild (or use another --index).")
+            return folder
+        path.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest = {"format": 1, "identity": identity, "config": config.to_dict(), "created": now, "updated": now,
+                    "versions": library_versions()}
+        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
+        return cls(path)
+
+    def matches(self, identity: dict) -> bool:
+        return not identity_differences(self.manifest["identity"], identity)
+
+    def check_encoder(self, identity: dict, modes_needing_adapter: bool = True) -> None:
+        """Refuse to search with an encoder whose vectors do not live in this index's space."""
+        differences = [d for d in identity_differences(self.manifest["identity"], identity)
+                       if not d.startswith(("doc_encoder", "chunking"))]
+        if differences:
+            raise IncompatibleArtifact(
+                f"the index at {self.path} was built with another model ({'; '.join(differences)}); "
+                "search with the config it was built with, or re-index with --rebuild.")
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.path / "meta.sqlite")
+        return self._store
+
+    def write_vectors(self, kind: str = "auto") -> None:
+        """Derive the FAISS files from the vectors in SQLite and stamp them with the store's generation."""
+        ids, vectors = self.store.all_vectors()
+        index = VectorIndex(self.manifest["identity"]["dim"], kind=kind)
+        if len(ids):
+            index.add(ids, vectors.astype(np.float32))
+        index.save(self.path)
+        self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.manifest["vectors"] = {"generation": self.store.generation(), "count": len(ids), "kind": kind}
+        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+
+    def vector_index(self, gpu: bool | None = None) -> VectorIndex:
+        stamp = self.manifest.get("vectors", {})
+        if stamp.get("generation") != self.store.generation() or not (self.path / "vectors.npz").exists():
+            # an index run was interrupted after committing rows but before writing FAISS: derive it now
+            self.write_vectors(stamp.get("kind", "auto"))
+        return VectorIndex.load(self.path, gpu=gpu)
+
+    def describe(self) -> dict:
+        size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+        identity = self.manifest["identity"]
+        return {"path": str(self.path), "chunks": self.store.count_chunks(), "files": self.store.count_files(),
+                "bytes": size, "backbone": identity["backbone"]["id"], "adapter": identity["adapter"]["fingerprint"],
+                "adapter_trained": identity["adapter"]["trained"], "doc_encoder": identity["doc_encoder"],
+                "updated": self.manifest["updated"]}
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def library_versions() -> dict:
+    import faiss
+    import torch
+    import transformers
+
+    return {"genretrieve": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "faiss": faiss.__version__}
+
+
+def remove_index(path: Path) -> None:
+    IndexFolder(path)  # refuses anything that is not an index folder
+    shutil.rmtree(path)

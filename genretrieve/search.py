@@ -1,0 +1,103 @@
+"""Query -> ranked hits, in one of four modes, with path filtering applied before ranking.
+
+`gen` ranks by the query's response embedding, `teacher` by the teacher's plain query embedding,
+`keyword` by SQLite FTS5 BM25, and `hybrid` fuses gen and keyword by reciprocal rank. Queries are
+encoded in one batch, so bulk search (`--queries FILE`) costs one model pass per batch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .index.folder import IndexFolder, index_identity
+
+MODES = ("gen", "teacher", "keyword", "hybrid")
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    chunk_id: int
+    path: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    heading: str | None
+    text: str
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rrf(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion of id lists (best first): score = sum 1 / (RRF_K + rank)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, 1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])[:k]
+
+
+class Searcher:
+    """An open index plus the encoder that matches it; reuse it for many queries."""
+
+    def __init__(self, index_dir: Path, encoder=None, config=None):
+        self.folder = IndexFolder(index_dir)
+        self.encoder = encoder
+        if encoder is not None:
+            self.folder.check_encoder(index_identity(encoder, config))
+        self._vectors = None
+
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            self._vectors = self.folder.vector_index()
+        return self._vectors
+
+    def query_vectors(self, queries: list[str], mode: str) -> np.ndarray:
+        if self.encoder is None:
+            raise UsageError(f"mode {mode!r} needs the models; keyword mode does not")
+        return self.encoder.teacher.encode(queries) if mode == "teacher" else self.encoder.encode_queries(queries)
+
+    def search(self, queries: list[str], k: int = 10, mode: str = "gen", path_glob: str | None = None,
+               query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Hits for each query. `query_vectors` lets a caller that already encoded the queries skip that."""
+        if mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if k < 1:
+            raise UsageError("-k must be at least 1")
+        if any(not q.strip() for q in queries):
+            raise UsageError("empty query")
+        store = self.folder.store
+        allowed = None
+        if path_glob:
+            allowed = store.ids_matching_path(path_glob)
+            if not allowed:
+                return [[] for _ in queries]
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if mode != "keyword":
+            vectors = self.query_vectors(queries, mode) if query_vectors is None else query_vectors
+            depth = k if mode != "hybrid" else max(k, 50)
+            scores, ids = self.vectors.search(vectors.astype(np.float32), depth,
+                                              None if allowed is None else np.asarray(allowed, dtype=np.int64))
+            dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
+        results = []
+        for query, dense_hits in zip(queries, dense):
+            if mode == "keyword":
+                ranked = store.keyword_search(query, k, allowed)
+            elif mode == "hybrid":
+                keyword_hits = store.keyword_search(query, max(k, 50), allowed)
+                ranked = rrf([[i for i, _ in dense_hits], [i for i, _ in keyword_hits]], k)
+            else:
+                ranked = dense_hits[:k]
+            rows = store.get_chunks([chunk_id for chunk_id, _ in ranked])
+            results.append([Hit(rank, score, row["id"], row["path"], row["start_line"], row["end_line"], row["page"],
+                                row["heading"], row["text"], row["metadata"])
+                            for rank, ((_, score), row) in enumerate(zip(ranked, rows), 1)])
+        return results

@@ -1,0 +1,20 @@
+"""Tests stay offline: the app's cache points at a per-session temp folder, never the user's."""
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def genretrieve_home(tmp_path_factory):
+    home = os.environ.get("GENRETRIEVE_TEST_HOME") or str(tmp_path_factory.mktemp("genretrieve-home"))
+    os.environ["GENRETRIEVE_HOME"] = home
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield home
+
+
+@pytest.fixture(scope="session")
+def real_encoder(genretrieve_home):
+    """The packaged SmolLM2 + MiniLM encoder, loaded once per session (converts the GGUF once)."""
+    from genretrieve import load_encoder
+
+    return load_encoder()

@@ -1,0 +1,163 @@
+"""index and search through the CLI, on a real FAISS index and a real SQLite file, with a fake encoder."""
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from genretrieve.cli import app
+
+from .helpers import FakeEncoder, fixture_docs
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    encoder = FakeEncoder()
+    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
+    return encoder
+
+
+@pytest.fixture
+def docs(tmp_path):
+    return fixture_docs(tmp_path / "docs")
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def index(docs, index_dir, *extra):
+    result = run("index", docs, "--index", index_dir, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def search(index_dir, query, *extra):
+    result = run("search", query, "--index", index_dir, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_index_reads_every_type_and_reports_the_bad_files(fake, docs, tmp_path):
+    summary = index(docs, tmp_path / "ix")
+    assert summary["files_indexed"] == 5  # txt, md, html, pdf, jsonl
+    assert summary["files_skipped"] == 1  # the binary
+    assert [f["path"] for f in summary["files_failed"]] == ["broken.pdf"]
+    assert summary["chunks_total"] == summary["chunks_added"] >= 6
+
+
+def test_hits_carry_provenance(fake, docs, tmp_path):
+    config = tmp_path / "small-chunks.yaml"
+    config.write_text("index:\n  chunk_tokens: 12\n  chunk_overlap: 0.0\n")  # so each PDF page is its own chunk
+    index(docs, tmp_path / "ix", "--config", config)
+    [hit] = search(tmp_path / "ix", "terminate a process", "-k", "1")
+    assert hit["path"] == "guide/process.md" and hit["start_line"] <= 7 <= hit["end_line"]
+    assert "terminate a process" in hit["text"]
+    [hit] = search(tmp_path / "ix", "halt truck safely", "-k", "1")
+    assert hit["path"] == "manual.pdf" and hit["page"] == 2
+    [hit] = search(tmp_path / "ix", "capital of Germany", "-k", "1")
+    assert hit["path"] == "notes.jsonl" and hit["metadata"]["title"] == "Germany" and hit["start_line"] == 2
+
+
+def test_reindex_encodes_only_the_edited_file_and_prunes_deleted_ones(fake, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    fake.calls.clear()
+    summary = index(docs, tmp_path / "ix")
+    assert summary["chunks_encoded"] == 0 and fake.calls == [] and summary["files_unchanged"] == 5
+
+    (docs / "cars.txt").write_text("Electric cars need a charger at home.\n")
+    os.remove(docs / "guide" / "sea.html")
+    summary = index(docs, tmp_path / "ix")
+    assert summary["files_indexed"] == 1 and summary["files_removed"] == ["guide/sea.html"]
+    assert fake.calls == ["Electric cars need a charger at home."]
+    paths = {h["path"] for h in search(tmp_path / "ix", "ocean moon tides", "-k", "20")}
+    assert "guide/sea.html" not in paths
+    [hit] = search(tmp_path / "ix", "charger for electric cars", "-k", "1")
+    assert hit["path"] == "cars.txt"
+
+
+def test_an_index_from_another_adapter_is_refused_until_rebuild(fake, docs, tmp_path, monkeypatch):
+    index(docs, tmp_path / "ix")
+    other = FakeEncoder(adapter_fingerprint="fake-adapter-2")
+    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: other)
+    result = run("index", docs, "--index", tmp_path / "ix")
+    assert result.exit_code == 1 and "--rebuild" in result.output
+    assert run("search", "car", "--index", tmp_path / "ix").exit_code == 1
+    index(docs, tmp_path / "ix", "--rebuild")
+    assert search(tmp_path / "ix", "car", "-k", "1")
+
+
+def test_an_interrupted_index_leaves_the_old_one_searchable_and_resumes(fake, docs, tmp_path, monkeypatch):
+    index(docs, tmp_path / "ix")
+    before = search(tmp_path / "ix", "terminate a process", "-k", "3")
+    (docs / "guide" / "process.md").write_text("# Processes\n\nTo halt a process use kill.\n")
+    (docs / "cars.txt").write_text("A truck carries goods.\n")
+
+    from genretrieve.index import store
+
+    calls = {"n": 0}
+    real_replace = store.Store.replace_file
+
+    def failing_replace(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")  # mid-write, after one file of the batch
+        return real_replace(self, *args, **kwargs)
+
+    monkeypatch.setattr(store.Store, "replace_file", failing_replace)
+    result = run("index", docs, "--index", tmp_path / "ix")
+    assert result.exit_code != 0
+    monkeypatch.setattr(store.Store, "replace_file", real_replace)
+    # the whole batch rolled back: the old index answers exactly as before
+    assert search(tmp_path / "ix", "terminate a process", "-k", "3") == before
+    fake.calls.clear()
+    summary = index(docs, tmp_path / "ix")
+    assert summary["files_indexed"] == 2
+    assert search(tmp_path / "ix", "halt a process", "-k", "1")[0]["path"] == "guide/process.md"
+
+
+def test_path_filter_applies_before_ranking(fake, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    hits = search(tmp_path / "ix", "capital of France", "-k", "2", "--path", "guide/*")
+    assert len(hits) == 2 and all(h["path"].startswith("guide/") for h in hits)
+
+
+def test_hybrid_fuses_gen_and_keyword(fake, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    query = "automobile engines"
+    ranks = {mode: [h["chunk_id"] for h in search(tmp_path / "ix", query, "--mode", mode, "-k", "5")]
+             for mode in ("gen", "keyword", "hybrid")}
+    assert ranks["hybrid"] != ranks["gen"] and ranks["hybrid"] != ranks["keyword"]
+    assert set(ranks["hybrid"]) <= set(ranks["gen"]) | set(ranks["keyword"])
+
+
+def test_bulk_queries_carry_ids(fake, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "a", "text": "capital of France"}\n{"_id": "b", "text": "ocean tides"}\n')
+    hits = [json.loads(l) for l in run("search", "--queries", queries, "--index", tmp_path / "ix", "--json",
+                                       "-k", "2").stdout.splitlines()]
+    assert [h["query_id"] for h in hits] == ["a", "a", "b", "b"]
+
+
+def test_bad_input_gets_clear_errors_and_exit_codes(fake, tmp_path):
+    result = run("index", tmp_path / "nope", "--index", tmp_path / "ix")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    (tmp_path / "empty").mkdir()
+    result = run("index", tmp_path / "empty", "--index", tmp_path / "ix")
+    assert result.exit_code == 2 and not (tmp_path / "ix").exists()
+    result = run("search", "anything", "--index", tmp_path / "ix")
+    assert result.exit_code == 1 and "genretrieve index" in result.output
+    assert run("search", "  ", "--index", tmp_path / "ix").exit_code == 2
+
+
+def test_indexes_lists_and_rm_deletes(fake, docs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    index(docs, tmp_path / "indexes" / "default")
+    listing = [json.loads(l) for l in run("indexes", "--json").stdout.splitlines()]
+    assert listing[0]["chunks"] > 0 and listing[0]["backbone"] == "fake-llm"
+    assert run("rm", "indexes/default", "--yes").exit_code == 0
+    assert not (tmp_path / "indexes" / "default").exists()
