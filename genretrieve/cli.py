@@ -201,6 +201,9 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     cfg = load_config(config, search__k=k, search__mode=mode)
     pairs = _read_queries(queries) if queries else [(None, query)]
     encoder = None if cfg.search.mode == "keyword" and not explain_query else _encoder(cfg)
+    if encoder is not None and not encoder.card["trained"] and cfg.search.mode in ("gen", "hybrid"):
+        err.print("[yellow]warning:[/yellow] the adapter is untrained, so gen embeddings carry no meaning yet; "
+                  "use --mode teacher or keyword, or train one (genretrieve train)")
     searcher = Searcher(_index_dir(index), encoder, cfg)
     results = searcher.search([text for _, text in pairs], cfg.search.k, cfg.search.mode, path_glob)
     explanations = {}

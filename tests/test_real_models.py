@@ -41,3 +41,27 @@ def test_cached_reload_is_fast_and_identical(real_encoder, genretrieve_home):
     assert again.backbone.fingerprint == real_encoder.backbone.fingerprint
     text = ["How do tides work?"]
     np.testing.assert_allclose(again.encode_queries(text), real_encoder.encode_queries(text), atol=1e-6)
+
+
+def test_index_and_search_end_to_end_on_the_real_defaults(real_encoder, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from genretrieve.cli import app
+
+    from .helpers import fixture_docs
+
+    docs = fixture_docs(tmp_path / "docs")
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", str(docs), "--index", str(tmp_path / "ix"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files_indexed"] == 5
+    for mode in ("teacher", "gen", "hybrid", "keyword"):
+        result = runner.invoke(app, ["search", "What is the capital of Germany?", "--index", str(tmp_path / "ix"),
+                                     "--mode", mode, "-k", "3", "--json"])
+        assert result.exit_code == 0, result.output
+        hits = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(hits) == 3
+        if mode == "teacher":
+            assert hits[0]["path"] == "notes.jsonl" and "Berlin" in hits[0]["text"]
