@@ -35,7 +35,7 @@ def hits_table(query: str, hits) -> Table:
     table = Table(title=f"[bold]{query}[/bold]", title_justify="left", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
-    table.add_column("where", overflow="fold", max_width=36)
+    table.add_column("where", overflow="fold", min_width=24, max_width=40)
     table.add_column("text")
     for hit in hits:
         flag = " [red]flagged[/red]" if getattr(hit, "flagged", False) else ""
