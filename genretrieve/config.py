@@ -53,10 +53,35 @@ class SearchConfig:
 
 
 @dataclass
+class TrainConfig:
+    queries: str = "packaged"  # the shipped pool, or a .txt/.jsonl/.csv file of queries
+    max_queries: int = 2500  # sampled from the pool (deterministic); sized for responses on a CPU
+    heldout: float = 0.04  # share of queries kept aside for held-out metrics (at least 50)
+    max_new_tokens: int = 128
+    gen_batch_size: int = 16
+    fit: str = "closed-form"  # closed-form | gradient | closed-form+gradient
+    ridge_lambdas: list = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0, 10000.0])
+    steps: int = 300
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 3e-4
+    tokens_lr: float = 3e-3
+    warmup: int = 100
+    align_weight: float = 1.0
+    recon_weight: float = 1.0
+    recon_max_tokens: int = 64
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,0 +1,1 @@
+"""Training: the offline unlabeled query pool (`pool`) that the soft-prompt tokens learn from."""

@@ -1,0 +1,162 @@
+"""One training run, start to end: queries -> cached responses -> teacher targets -> fit -> adapter.
+
+The fitting is chosen by the config: the closed-form ridge readout (forward passes only), the
+gradient trainer, or the first followed by the second. Safety-slice queries are answered by a
+refusal: the backbone's own when it refuses, otherwise the refusal the pool assigns. The adapter
+folder gets `training.json` (config, data provenance and hashes, metrics, wall time, device) and
+a loss curve when gradients were used.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..errors import UsageError
+from ..models.adapter import make_card, save_adapter
+from ..models.assets import home
+from .evaluate import heldout_metrics
+from .fit import fit_closed_form, mean_states
+from .pool import POOL, load_pool
+from .responses import ResponseCache, ensure_responses
+from .trainer import GradientSettings, Trainer, TrainData
+
+REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will not|I'm sorry|I am sorry|"
+                     r"as an AI|not appropriate|cannot (help|assist|provide))", re.IGNORECASE)
+
+
+def read_query_file(path: Path) -> list[dict]:
+    """Queries from .txt (one per line), .jsonl (`text`) or .csv (a `text` or `query` column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"query file {path} does not exist")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    if path.suffix == ".jsonl":
+        try:
+            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+            texts = [row["text"] for row in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: every line must be a JSON object with a 'text' field ({exc})") from exc
+    elif path.suffix == ".csv":
+        reader = csv.DictReader(raw.splitlines())
+        column = next((c for c in ("text", "query") if c in (reader.fieldnames or [])), None)
+        if column is None:
+            raise UsageError(f"{path}: needs a 'text' or 'query' column")
+        texts = [row[column] for row in reader]
+    else:
+        texts = raw.splitlines()
+    queries = [{"text": t.strip()} for t in texts if t and t.strip()]
+    if not queries:
+        raise UsageError(f"{path} holds no queries")
+    return queries
+
+
+def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dict], dict]:
+    if queries is None:
+        queries, source = load_pool(POOL), {"pool": str(POOL.name), "sha256": hashlib.sha256(POOL.read_bytes()).hexdigest()}
+    else:
+        source = {"file": "user queries", "sha256": hashlib.sha256("\n".join(q["text"] for q in queries).encode()).hexdigest()}
+    if len(queries) > config.train.max_queries:
+        # rank by a hash of (seed, text), not by position: editing the pool keeps the other picks,
+        # so their cached responses stay valid
+        rank = sorted(range(len(queries)), key=lambda i: hashlib.sha256(f"{config.train.seed}:{queries[i]['text']}".encode()).digest())
+        queries = [queries[i] for i in sorted(rank[:config.train.max_queries])]
+    return queries, {**source, "n": len(queries)}
+
+
+def split_heldout(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n_held = min(max(50, int(round(n * share))), n // 2)
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+def training_responses(encoder, queries: list[dict], config: Config, report=None) -> tuple[list[str], dict]:
+    t = config.train
+    cache = ResponseCache(home() / "responses.sqlite")
+    responses, stats = ensure_responses(encoder, [q["text"] for q in queries], cache, t.max_new_tokens,
+                                        t.gen_batch_size, report)
+    replaced = 0
+    for i, query in enumerate(queries):
+        if query.get("safety") and not REFUSAL.search(responses[i][:200]):
+            responses[i] = query["refusal"]
+            replaced += 1
+    return responses, {**stats, "safety_refusals_substituted": replaced}
+
+
+def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | None = None,
+                  resume: bool = False, max_steps: int | None = None, time_budget_min: float | None = None,
+                  report=None) -> dict:
+    t = config.train
+    if t.fit not in ("closed-form", "gradient", "closed-form+gradient"):
+        raise UsageError(f"train.fit must be closed-form, gradient or closed-form+gradient, not {t.fit!r}")
+    start = time.perf_counter()
+    report = report or (lambda stage, done, total, note="": None)
+    queries, data_source = choose_queries(config, queries)
+    responses, generation = training_responses(
+        encoder, queries, config, lambda done, total, tps: report("responses", done, total, f"{tps:.0f} tok/s"))
+    targets = encoder.teacher.encode(responses)
+    train_idx, held_idx = split_heldout(len(queries), t.heldout, t.seed)
+    texts = [q["text"] for q in queries]
+    train_q, held_q = [texts[i] for i in train_idx], [texts[i] for i in held_idx]
+    untrained = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
+    record: dict = {"data": data_source, "generation": generation, "heldout_untrained": untrained,
+                    "n_train": len(train_idx), "n_heldout": len(held_idx)}
+
+    if "closed-form" in t.fit:
+        features = mean_states(encoder, train_q + held_q, report=lambda d, n: report("forward pass", d, n))
+        record["closed_form"] = fit_closed_form(encoder.adapter, features[:len(train_q)], targets[train_idx],
+                                                features[len(train_q):], targets[held_idx], t.ridge_lambdas)
+    if "gradient" in t.fit:
+        settings = GradientSettings(**{f.name: getattr(t, f.name) for f in dataclasses.fields(GradientSettings)})
+        if max_steps is not None:
+            settings.steps = max_steps
+        data = TrainData(train_q, [responses[i] for i in train_idx], targets[train_idx], held_q, targets[held_idx])
+        trainer = Trainer(encoder, data, settings, Path(out_dir).with_name(Path(out_dir).name + ".checkpoint"))
+        if resume and not trainer.load_checkpoint():
+            raise UsageError("--resume: no checkpoint to resume from")
+        stopped = trainer.run(None if time_budget_min is None else time_budget_min * 60,
+                              lambda entry: report("training", entry["step"], settings.steps,
+                                                   f"align {entry['align']:.3f} recon {entry['recon']:.3f}"))
+        record["gradient"] = {"steps": trainer.step, "stopped": stopped, "log": trainer.log}
+
+    record["heldout"] = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
+    record.update(config=config.to_dict(), seconds=round(time.perf_counter() - start, 1),
+                  device=f"{encoder.backbone.device} ({platform.processor() or platform.machine()})")
+    card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
+                     encoder.teacher.fingerprint, {"query": encoder.query_instruction, "document": encoder.document_instruction},
+                     training={k: record[k] for k in ("data", "heldout", "heldout_untrained", "seconds", "device")}
+                     | {"fit": t.fit})
+    save_adapter(encoder.adapter, card, out_dir)
+    (Path(out_dir) / "training.json").write_text(json.dumps(record, indent=2, default=float))
+    if "gradient" in record:
+        plot_losses(record["gradient"]["log"], Path(out_dir) / "loss.png")
+    return record
+
+
+def plot_losses(log: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [e["step"] for e in log]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [e["align"] for e in log], label="L_align")
+    ax.plot(steps, [e["recon"] for e in log], label="L_recon")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
