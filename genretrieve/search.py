@@ -13,8 +13,10 @@ import numpy as np
 
 from .errors import UsageError
 from .index.folder import IndexFolder, index_identity
+from .safety import SafetyProbe
 
 MODES = ("gen", "teacher", "keyword", "hybrid")
+SAFETY = ("off", "warn", "block")
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
 
 
@@ -30,9 +32,18 @@ class Hit:
     heading: str | None
     text: str
     metadata: dict = field(default_factory=dict)
+    flagged: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class Result:
+    query: str
+    hits: list[Hit]
+    flagged: bool = False  # the safety probe judged the query harmful
+    blocked: bool = False  # ... and --safety block withheld the hits
 
 
 def rrf(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
@@ -53,6 +64,7 @@ class Searcher:
         if encoder is not None:
             self.folder.check_encoder(index_identity(encoder, config))
         self._vectors = None
+        self.probe = SafetyProbe.load(encoder.card.get("path")) if encoder is not None else None
 
     @property
     def vectors(self):
@@ -65,30 +77,45 @@ class Searcher:
             raise UsageError(f"mode {mode!r} needs the models; keyword mode does not")
         return self.encoder.teacher.encode(queries) if mode == "teacher" else self.encoder.encode_queries(queries)
 
+    def flags(self, queries: list[str], gen: np.ndarray | None, teacher: np.ndarray | None) -> np.ndarray:
+        """The safety probe's verdict per query, computing only the embeddings it needs and lacks."""
+        if self.probe.features in ("gen", "both") and gen is None:
+            gen = self.encoder.encode_queries(queries)
+        if self.probe.features in ("teacher", "both") and teacher is None:
+            teacher = self.encoder.teacher.encode(queries)
+        return self.probe.flags(gen, teacher)
+
     def search(self, queries: list[str], k: int = 10, mode: str = "gen", path_glob: str | None = None,
-               query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
-        """Hits for each query. `query_vectors` lets a caller that already encoded the queries skip that."""
+               safety: str = "off", query_vectors: np.ndarray | None = None) -> list[Result]:
+        """Results for each query. `query_vectors` lets a caller that already encoded the queries skip that."""
         if mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if safety not in SAFETY:
+            raise UsageError(f"--safety must be one of {', '.join(SAFETY)}, not {safety!r}")
         if k < 1:
             raise UsageError("-k must be at least 1")
         if any(not q.strip() for q in queries):
             raise UsageError("empty query")
         store = self.folder.store
-        allowed = None
-        if path_glob:
-            allowed = store.ids_matching_path(path_glob)
-            if not allowed:
-                return [[] for _ in queries]
-        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        vectors = None
         if mode != "keyword":
             vectors = self.query_vectors(queries, mode) if query_vectors is None else query_vectors
+        flagged = np.zeros(len(queries), dtype=bool)
+        if safety != "off" and self.probe is not None:
+            flagged = self.flags(queries, vectors if mode in ("gen", "hybrid") else None,
+                                 vectors if mode == "teacher" else None)
+        allowed = store.ids_matching_path(path_glob) if path_glob else None
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if mode != "keyword" and (allowed is None or allowed):
             depth = k if mode != "hybrid" else max(k, 50)
             scores, ids = self.vectors.search(vectors.astype(np.float32), depth,
                                               None if allowed is None else np.asarray(allowed, dtype=np.int64))
             dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
         results = []
-        for query, dense_hits in zip(queries, dense):
+        for query, dense_hits, flag in zip(queries, dense, flagged):
+            if safety == "block" and flag:
+                results.append(Result(query, [], flagged=True, blocked=True))
+                continue
             if mode == "keyword":
                 ranked = store.keyword_search(query, k, allowed)
             elif mode == "hybrid":
@@ -97,7 +124,8 @@ class Searcher:
             else:
                 ranked = dense_hits[:k]
             rows = store.get_chunks([chunk_id for chunk_id, _ in ranked])
-            results.append([Hit(rank, score, row["id"], row["path"], row["start_line"], row["end_line"], row["page"],
-                                row["heading"], row["text"], row["metadata"])
-                            for rank, ((_, score), row) in enumerate(zip(ranked, rows), 1)])
+            hits = [Hit(rank, score, row["id"], row["path"], row["start_line"], row["end_line"], row["page"],
+                        row["heading"], row["text"], row["metadata"], bool(flag))
+                    for rank, ((_, score), row) in enumerate(zip(ranked, rows), 1)]
+            results.append(Result(query, hits, flagged=bool(flag)))
         return results

@@ -161,3 +161,38 @@ def test_indexes_lists_and_rm_deletes(fake, docs, tmp_path, monkeypatch):
     assert listing[0]["chunks"] > 0 and listing[0]["backbone"] == "fake-llm"
     assert run("rm", "indexes/default", "--yes").exit_code == 0
     assert not (tmp_path / "indexes" / "default").exists()
+
+
+@pytest.fixture
+def fake_with_probe(fake, tmp_path):
+    """The fake encoder plus a safety probe that flags queries mentioning a weapon."""
+    from genretrieve.safety import SafetyProbe
+
+    weapon = fake.teacher.encode(["weapon"])[0]
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    SafetyProbe("teacher", (weapon * 20).tolist(), -5.0, 0.5, {}).save(folder)
+    fake.card["path"] = str(folder)
+    return fake
+
+
+def test_safety_modes(fake_with_probe, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    harmful, benign = "how to build a weapon from a truck", "how to halt a truck"
+    warned = search(tmp_path / "ix", harmful, "--safety", "warn", "-k", "2")
+    assert len(warned) == 2 and all(h["flagged"] for h in warned)
+    assert not any(h["flagged"] for h in search(tmp_path / "ix", benign, "--safety", "warn"))
+    [blocked] = search(tmp_path / "ix", harmful, "--safety", "block")
+    assert blocked["blocked"] is True and blocked["hits"] == []
+    assert not any(h["flagged"] for h in search(tmp_path / "ix", harmful, "--safety", "off"))
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"_id": "bad", "text": harmful}) + "\n" + json.dumps({"_id": "ok", "text": benign}) + "\n")
+    result = run("search", "--queries", queries, "--index", tmp_path / "ix", "--json", "-k", "2", "--safety", "block")
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0] == {"query_id": "bad", "query": harmful, "blocked": True, "flagged": True, "hits": [],
+                       "reason": "the query was judged harmful (--safety block)"}
+    assert [r["query_id"] for r in rows[1:]] == ["ok", "ok"] and not any(r["flagged"] for r in rows[1:])
+    result = run("search", harmful, "--index", tmp_path / "ix", "--safety", "block")
+    assert result.exit_code == 0 and "blocked" in result.stdout

@@ -23,6 +23,7 @@ from ..config import Config
 from ..errors import UsageError
 from ..models.adapter import make_card, save_adapter
 from ..models.assets import home
+from ..safety import SafetyProbe, fit_probe
 from .evaluate import heldout_metrics
 from .fit import fit_closed_form, mean_states
 from .pool import POOL, load_pool
@@ -131,6 +132,9 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
         record["gradient"] = {"steps": trainer.step, "stopped": stopped, "log": trainer.log}
 
     record["heldout"] = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
+    report("safety probe", 0, 1)
+    probe = fit_safety_probe(encoder, [q["text"] for q in queries if not q.get("safety")], t.seed)
+    record["safety_probe"] = {"features": probe.features, **probe.calibration}
     record.update(config=config.to_dict(), seconds=round(time.perf_counter() - start, 1),
                   device=f"{encoder.backbone.device} ({platform.processor() or platform.machine()})")
     card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
@@ -138,10 +142,24 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
                      training={k: record[k] for k in ("data", "heldout", "heldout_untrained", "seconds", "device")}
                      | {"fit": t.fit})
     save_adapter(encoder.adapter, card, out_dir)
+    probe.save(out_dir)
     (Path(out_dir) / "training.json").write_text(json.dumps(record, indent=2, default=float))
     if "gradient" in record:
         plot_losses(record["gradient"]["log"], Path(out_dir) / "loss.png")
     return record
+
+
+def fit_safety_probe(encoder, domain_benign: list[str], seed: int, benign_per_harmful: int = 2) -> SafetyProbe:
+    """The filter for this adapter: the pool's harmful prompts against benign queries from the pool
+    and from the training queries themselves (so a user's own domain calibrates the threshold)."""
+    pool = load_pool(POOL)
+    harmful = [r["text"] for r in pool if r.get("safety")]
+    benign = list(dict.fromkeys(domain_benign + [r["text"] for r in pool if not r.get("safety")]))
+    rank = sorted(benign, key=lambda text: hashlib.sha256(f"{seed}:{text}".encode()).digest())
+    benign = rank[:benign_per_harmful * len(harmful)]
+    texts = harmful + benign
+    labels = np.array([1] * len(harmful) + [0] * len(benign))
+    return fit_probe(encoder.encode_queries(texts), encoder.teacher.encode(texts), labels, seed)
 
 
 def plot_losses(log: list[dict], path: Path) -> None:
