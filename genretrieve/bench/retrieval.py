@@ -1,0 +1,140 @@
+"""Retrieval benchmark: every system over one BEIR folder, scored with nDCG@10, recall@10/100, MRR@10.
+
+Quality comes from one batched run per system; query latency is measured apart, one query at a
+time on a small fixed sample (documents already encoded), because batching hides what a user
+waits for. Per-query nDCG@10 is kept in the report so two systems can be compared query by query.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import UsageError
+from .beir import doc_text, load_beir
+from .metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from .systems import DOC_SPACE, SYSTEMS, Workspace
+
+DEVSET = Path(__file__).resolve().parent.parent / "data" / "devset"
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def describe_encoder(encoder) -> dict:
+    """Ids and fingerprints that say which models produced the figures (tolerant of test fakes)."""
+    if encoder is None:
+        return {}
+    card = getattr(encoder, "card", {}) or {}
+    return {"backbone": getattr(encoder.backbone, "model_id", "?"), "teacher": getattr(encoder.teacher, "model_id", "?"),
+            "adapter": card.get("fingerprint"), "adapter_trained": card.get("trained"),
+            "device": str(getattr(encoder.backbone, "device", "cpu"))}
+
+
+def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | None = None, limit: int | None = None,
+                  hybrid_weight: float = 0.5, latency_queries: int = 20,
+                  log: Callable[[str], None] | None = None) -> dict:
+    """Score each system on the folder's queries (the shipped dev set when folder is None)."""
+    systems = list(systems or SYSTEMS)
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if encoder is None and any(s != "bm25" for s in systems):
+        raise UsageError("only bm25 runs without an encoder")
+    data = load_beir(folder or DEVSET, limit=limit)
+    doc_ids = list(data.corpus)
+    workspace = Workspace(encoder, [doc_text(data.corpus[d]) for d in doc_ids], hybrid_weight)
+    qids = list(data.queries)
+    texts = [data.queries[q] for q in qids]
+    report = {"dataset": {"name": data.name, "path": str(folder or DEVSET), **data.stats},
+              "settings": {"hybrid_weight": hybrid_weight, "limit": limit, "latency_queries": min(latency_queries, len(qids)),
+                           "top_k": workspace.k},
+              "machine": {"cpus": os.cpu_count()}, "encoder": describe_encoder(encoder), "systems": {}, "per_query": {}}
+    for system in systems:
+        if log:
+            log(f"{system}: encoding and ranking {len(texts)} queries")
+        space = DOC_SPACE[system]
+        if space != "bm25":
+            workspace.doc_matrix(space)  # document encoding is timed apart from the queries
+        start = time.perf_counter()
+        ranked = [[doc_ids[i] for i in row] for row in workspace.rank(system, texts)]
+        seconds = time.perf_counter() - start
+        scores = {"ndcg@10": [ndcg_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)],
+                  "recall@10": [recall_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)],
+                  "recall@100": [recall_at_k(r, data.qrels[q], 100) for q, r in zip(qids, ranked)],
+                  "mrr@10": [mrr_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)]}
+        row = {name: mean(values) for name, values in scores.items()}
+        row["queries_s"] = seconds
+        row["query_latency_ms"] = workspace.latency_ms(system, texts[:latency_queries]) if latency_queries else None
+        row["doc_space"] = space
+        report["systems"][system] = row
+        report["per_query"][system] = dict(zip(qids, scores["ndcg@10"]))
+    report["doc_encode_s"] = dict(workspace.doc_seconds)
+    try:
+        import torch
+
+        report["machine"]["torch_threads"] = torch.get_num_threads()
+    except ImportError:  # bm25-only runs need no torch
+        pass
+    return report
+
+
+def retrieval_table(report: dict):
+    from rich.table import Table
+
+    data = report["dataset"]
+    table = Table(title=f"genretrieve bench retrieval: {data['name']} ({data['documents']} docs, "
+                        f"{data['queries']} queries)")
+    table.add_column("system", no_wrap=True)
+    for column in (*METRICS, "query ms (p50)", "doc space"):
+        table.add_column(column, justify="right")
+    for name, row in report["systems"].items():
+        latency = "-" if row["query_latency_ms"] is None else f"{row['query_latency_ms']:.1f}"
+        table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), latency, row["doc_space"])
+    encode = ", ".join(f"{space} {s:.1f} s" for space, s in report.get("doc_encode_s", {}).items())
+    table.caption = f"hybrid weight {report['settings']['hybrid_weight']}; document encoding: {encode}"
+    return table
+
+
+def markdown(report: dict) -> str:
+    data, settings = report["dataset"], report["settings"]
+    machine = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["machine"].items())
+    lines = [f"# Retrieval benchmark: {data['name']}", "",
+             f"{data['documents']} documents, {data['queries']} queries, {data['relevant_per_query']:.2f} relevant "
+             f"per query (`{data['path']}`). Encoder: {json.dumps(report['encoder'])}. "
+             f"Hybrid weight {settings['hybrid_weight']}; latency: median over {settings['latency_queries']} single "
+             f"queries, documents already encoded; {machine}.", "",
+             "| system | " + " | ".join(METRICS) + " | query ms (p50) | all queries s | doc space |",
+             "|---" * (len(METRICS) + 4) + "|"]
+    for name, row in report["systems"].items():
+        latency = "-" if row["query_latency_ms"] is None else f"{row['query_latency_ms']:.1f}"
+        lines.append(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS)
+                     + f" | {latency} | {row['queries_s']:.1f} | {row['doc_space']} |")
+    lines += ["", "Document encoding: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["doc_encode_s"].items()), ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out_dir: str | Path) -> list[Path]:
+    """report.md, report.json (with per-query nDCG@10) and ndcg10.png (one bar per system)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and in CI
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(report) + "\n![nDCG@10 per system](ndcg10.png)\n")
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    names = list(report["systems"])
+    values = [report["systems"][n]["ndcg@10"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.2))
+    bars = ax.bar(names, values, color="#4477aa")
+    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("nDCG@10")
+    ax.set_title(f"{report['dataset']['name']}: {report['dataset']['queries']} queries", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ndcg10.png", dpi=120)
+    plt.close(fig)
+    return [out / "report.md", out / "report.json", out / "ndcg10.png"]

@@ -1,0 +1,148 @@
+"""The retrieval systems the benchmark compares, over one corpus, with encodings cached per encoder.
+
+A `Workspace` holds the documents and encodes them at most once per document space (teacher,
+gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix. Each system
+maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly.
+Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..models.batching import length_sorted_batches
+from ..models.generate import generate_answers
+
+SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "hyde",
+           "backbone_mean")
+DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
+             "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher"}
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@torch.inference_mode()
+def backbone_mean(encoder, texts: Sequence[str]) -> np.ndarray:
+    """Masked mean of the bare backbone's last hidden states (no adapter, no instruction), L2-normalised."""
+    tok, model = encoder.backbone.tokenizer, encoder.backbone.model
+    ids = tok(list(texts), truncation=True, max_length=encoder.max_length)["input_ids"]
+    out = np.zeros((len(ids), encoder.backbone.hidden_size), dtype=np.float32)
+    for idx in length_sorted_batches([len(r) for r in ids], encoder.batch_size):
+        batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(model.device)
+        mask = batch["attention_mask"]
+        # positions from the first real token: a left-padded row then encodes as it would alone
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = model.base_model(**batch, position_ids=positions).last_hidden_state.float()
+        pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+    return out
+
+
+def hyde_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128) -> np.ndarray:
+    """HyDE: the teacher's embedding of the backbone's generated answer, averaged with the query's own."""
+    answers = generate_answers(encoder, list(texts), max_new_tokens)
+    vectors = encoder.teacher.encode(list(texts))
+    # an empty answer (immediate end of turn) adds nothing rather than the embedding of no text
+    said = [i for i, a in enumerate(answers) if a.strip()]
+    if said:
+        vectors[said] += encoder.teacher.encode([answers[i] for i in said])
+    return unit(vectors)
+
+
+def top_k(scores: np.ndarray, k: int) -> list[list[int]]:
+    """Indices of the k best scores per row, best first (ties broken by document order)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    rows = []
+    for row, cand in zip(scores, part):
+        order = np.lexsort((cand, -row[cand]))
+        rows.append(cand[order].tolist())
+    return rows
+
+
+def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[list]:
+    """Reciprocal rank fusion of several runs over the same queries: score = sum 1 / (c + rank)."""
+    fused = []
+    for per_query in zip(*runs):
+        scores: dict = {}
+        for ranking in per_query:
+            for rank, doc in enumerate(ranking, start=1):
+                scores[doc] = scores.get(doc, 0.0) + 1.0 / (c + rank)
+        fused.append(sorted(scores, key=lambda d: (-scores[d], str(d)))[:k])
+    return fused
+
+
+class Workspace:
+    """One corpus and one encoder: document matrices cached per space, systems that rank queries."""
+
+    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.5, k: int = 100):
+        if not 0.0 <= hybrid_weight <= 1.0:
+            raise ValueError(f"hybrid weight must be in [0, 1], not {hybrid_weight}")
+        self.encoder, self.docs, self.w, self.k = encoder, list(doc_texts), hybrid_weight, k
+        self.doc_matrices: dict[str, np.ndarray] = {}
+        self.doc_seconds: dict[str, float] = {}
+        self._bm25 = None
+
+    def doc_matrix(self, space: str) -> np.ndarray:
+        if space not in self.doc_matrices:
+            encode = {"teacher": lambda t: self.encoder.teacher.encode(t),
+                      "gen": lambda t: self.encoder.encode_documents(t),
+                      "backbone": lambda t: backbone_mean(self.encoder, t)}[space]
+            start = time.perf_counter()
+            self.doc_matrices[space] = encode(self.docs)
+            self.doc_seconds[space] = time.perf_counter() - start
+        return self.doc_matrices[space]
+
+    def bm25(self):
+        if self._bm25 is None:
+            import bm25s
+
+            start = time.perf_counter()
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(bm25s.tokenize(self.docs, stopwords="en", show_progress=False), show_progress=False)
+            self.doc_seconds["bm25"] = time.perf_counter() - start
+        return self._bm25
+
+    def dense(self, system: str, texts: list[str]) -> np.ndarray:
+        """(queries x docs) cosine scores of a dense system."""
+        enc = self.encoder
+        if system == "hybrid":
+            docs = self.doc_matrix("teacher")
+            return (1 - self.w) * (enc.teacher.encode(texts) @ docs.T) + self.w * (enc.encode_queries(texts) @ docs.T)
+        query: Callable[[list[str]], np.ndarray] = {
+            "teacher": enc.teacher.encode,
+            "gen_doc_teacher": enc.encode_queries, "gen_doc_gen": enc.encode_queries,
+            "hyde": lambda t: hyde_vectors(enc, t), "backbone_mean": lambda t: backbone_mean(enc, t),
+        }[system]
+        return query(texts) @ self.doc_matrix(DOC_SPACE[system]).T
+
+    def rank(self, system: str, texts: list[str]) -> list[list[int]]:
+        """Top-k document indices per query, best first."""
+        if system not in SYSTEMS:
+            raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+        if system == "bm25":
+            import bm25s
+
+            retriever = self.bm25()
+            tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+            docs, _ = retriever.retrieve(tokens, k=min(self.k, len(self.docs)), show_progress=False)
+            return docs.tolist()
+        if system == "rrf_bm25_teacher":
+            return rrf([self.rank("bm25", texts), self.rank("teacher", texts)], k=self.k)
+        return top_k(self.dense(system, texts), self.k)
+
+    def latency_ms(self, system: str, texts: list[str]) -> float:
+        """Median ms per single query (encode + search), documents already encoded, after one warm-up."""
+        self.rank(system, texts[:1])
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            self.rank(system, [text])
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times) if times else float("nan")
