@@ -3,12 +3,14 @@ import os
 
 import pytest
 
+# before anything imports huggingface_hub, which reads this once: tests never reach for a hub
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def genretrieve_home(tmp_path_factory):
     home = os.environ.get("GENRETRIEVE_TEST_HOME") or str(tmp_path_factory.mktemp("genretrieve-home"))
     os.environ["GENRETRIEVE_HOME"] = home
-    os.environ["HF_HUB_OFFLINE"] = "1"
     yield home
 
 

@@ -89,3 +89,23 @@ def test_explain_decodes_text_and_a_lens_per_position():
     [item] = explain(encoder, ["what is the capital of france"], max_new_tokens=5, top=3)
     assert len(item.lens) == encoder.adapter.n_tokens and all(len(row) == 3 for row in item.lens)
     assert isinstance(item.decoded, str) and item.decoded
+
+
+def test_missing_packaged_weights_name_the_install_command(monkeypatch):
+    import importlib.util
+
+    from genretrieve.errors import MissingWeights
+    from genretrieve.models.assets import resolve_model
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingWeights, match="make install"):
+        resolve_model("packaged:smollm2")
+
+
+def test_an_unreachable_hub_model_fails_with_one_clear_message(monkeypatch, tmp_path):
+    from genretrieve.errors import MissingWeights
+    from genretrieve.models.backbone import load_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingWeights, match="HF_HUB_OFFLINE"):
+        load_backbone("no-such-org/no-such-model", torch.device("cpu"), torch.float32)
