@@ -17,10 +17,11 @@ import torch
 from ..models.batching import length_sorted_batches
 from ..models.generate import generate_answers
 
-SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "hyde",
-           "backbone_mean")
+SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "rrf_bm25_gen",
+           "hyde", "backbone_mean")
 DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
-             "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher"}
+             "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher",
+             "rrf_bm25_gen": "teacher"}
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -133,8 +134,9 @@ class Workspace:
             tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
             docs, _ = retriever.retrieve(tokens, k=min(self.k, len(self.docs)), show_progress=False)
             return docs.tolist()
-        if system == "rrf_bm25_teacher":
-            return rrf([self.rank("bm25", texts), self.rank("teacher", texts)], k=self.k)
+        if system.startswith("rrf_bm25_"):  # keyword + dense; rrf_bm25_gen is `search --mode hybrid`
+            dense = "teacher" if system == "rrf_bm25_teacher" else "gen_doc_teacher"
+            return rrf([self.rank("bm25", texts), self.rank(dense, texts)], k=self.k)
         return top_k(self.dense(system, texts), self.k)
 
     def latency_ms(self, system: str, texts: list[str]) -> float:
