@@ -323,6 +323,31 @@ def train(out_dir: Path = typer.Option(Path("adapters/default"), "--out", "-o", 
               f"top-1 {held['top1']:.3f} (untrained {base['top1']:.3f}), centred cosine {held['centred_cosine']:.3f}")
 
 
+@app.command("import-adapter")
+@handle_errors
+def import_adapter(source: str = typer.Argument(..., help="A checkpoint folder in the paper's (llm2vec-gen) layout, or its hub id."),
+                   out_dir: Path = typer.Option(..., "--out", "-o", help="Adapter folder to write."),
+                   json: bool = JsonOpt):
+    """Convert one of the paper's released adapters into a genretrieve adapter.
+
+    The base model named in the checkpoint's run_config.yml is loaded once to fingerprint it.
+    Refused: LoRA encoders, projections other than one linear layer, files that need unpickling.
+
+    Examples:
+      genretrieve import-adapter McGill-NLP/LLM2Vec-Gen-Qwen3-06B --out adapters/qwen3-0.6b-paper
+      genretrieve import-adapter ./LLM2Vec-Gen-Qwen3-06B --out adapters/qwen3-0.6b-paper --json
+    Use it with --config qwen3-0.6b and model.adapter: adapters/qwen3-0.6b-paper; index with --doc-encoder gen.
+    """
+    from .models.reference import import_reference
+
+    card = import_reference(source, out_dir)
+    if json:
+        return print_json(card)
+    out.print(f"adapter written to [bold]{out_dir}[/bold]: backbone {card['backbone']['id']} "
+              f"[{card['backbone']['fingerprint']}], {card['n_tokens']} tokens, d={card['hidden_size']} -> {card['teacher_dim']}")
+    out.print("its vectors are in the paper's teacher space: index with --doc-encoder gen; search with --mode gen, hybrid or keyword")
+
+
 from .bench.cli import bench_app  # noqa: E402  (sub-command group lives with the benchmarks)
 
 app.add_typer(bench_app, name="bench")

@@ -92,6 +92,9 @@ class Searcher:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
         if safety not in SAFETY:
             raise UsageError(f"--safety must be one of {', '.join(SAFETY)}, not {safety!r}")
+        if mode == "teacher" and self.encoder is not None and not self.encoder.teacher_space_matches:
+            raise UsageError("--mode teacher is refused with this adapter (imported from the paper): its vectors are not "
+                             "in the loaded teacher's space; use --mode gen, hybrid or keyword")
         if k < 1:
             raise UsageError("-k must be at least 1")
         if any(not q.strip() for q in queries):

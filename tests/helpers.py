@@ -112,6 +112,7 @@ class FakeEncoder:
     """
 
     dim = 64
+    teacher_space_matches = True
 
     def __init__(self, adapter_fingerprint: str = "fake-adapter-1"):
         self.backbone = _FakeModels("fake-llm", "fake-llm-fp", word_tokenizer([]))

@@ -56,6 +56,9 @@ def sha256_bytes(data: bytes) -> str:
 
 def document_encoder(encoder, doc_encoder: str):
     if doc_encoder == "teacher":
+        if not encoder.teacher_space_matches:
+            raise UsageError("this adapter (imported from the paper) does not embed into the loaded teacher's space, "
+                             "so documents must be encoded by the adapter itself: use --doc-encoder gen")
         return encoder.teacher.encode
     if doc_encoder == "gen":
         return encoder.encode_documents
@@ -76,13 +79,13 @@ def build_index(root: Path, index_dir: Path, encoder, config: Config, rebuild: b
     if not supported:
         raise UsageError(f"{root} has no supported files (.txt .md .rst .html .htm .pdf .jsonl); nothing indexed")
 
+    encode = document_encoder(encoder, config.index.doc_encoder)  # refuse before any folder is created
     identity = index_identity(encoder, config, no_chunk)
     target = index_dir.with_name(f".{index_dir.name}.rebuild") if rebuild else index_dir
     if rebuild and target.exists() and not IndexFolder(target).matches(identity):
         shutil.rmtree(target)  # a stale half-rebuild from other settings; the live index is untouched
     folder = IndexFolder.create_or_open(target, identity, config)
     store = folder.store
-    encode = document_encoder(encoder, config.index.doc_encoder)
 
     known = store.file_records()
     present, todo = set(), []

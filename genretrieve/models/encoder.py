@@ -33,6 +33,11 @@ class GenEncoder:
     def dim(self) -> int:
         return self.adapter.align.out_features
 
+    @property
+    def teacher_space_matches(self) -> bool:
+        """False for an adapter imported from the paper: it embeds into the paper's teacher space."""
+        return self.card.get("teacher_space") != "reference"
+
     # --- tokens -> hidden states -------------------------------------------------------------
     def token_ids(self, texts: list[str], instruction: str) -> list[list[int]]:
         """Ids of `instruction + " " + text`, truncated so that the 10 adapter tokens still fit."""

@@ -14,7 +14,8 @@ def chat_prompt(tokenizer, text: str, system: str | None = None) -> str:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
     if tokenizer.chat_template is None:  # base models: the text itself is the prompt
         return text
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # enable_thinking=False: Qwen3 would otherwise answer with a <think> block; other templates ignore it
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, enable_thinking=False)
 
 
 @torch.inference_mode()

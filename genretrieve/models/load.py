@@ -57,7 +57,11 @@ def build_encoder(backbone, teacher, config: Config) -> GenEncoder:
         if not folder.is_dir():
             raise UsageError(f"adapter folder {folder} does not exist")
     if folder is not None:
-        adapter, card = load_adapter(folder, backbone.fingerprint, teacher.fingerprint)
+        # An adapter imported from the paper embeds into the paper's teacher space (an LLM2Vec model we
+        # do not load), so it goes with any loaded teacher; index and search refuse to mix the spaces.
+        stored = read_card(folder)
+        teacher_fp = stored["teacher"]["fingerprint"] if stored.get("teacher_space") == "reference" else teacher.fingerprint
+        adapter, card = load_adapter(folder, backbone.fingerprint, teacher_fp)
         card["path"] = str(folder)
     else:
         adapter = fresh_adapter(backbone.model.get_input_embeddings().weight, teacher.dim)
