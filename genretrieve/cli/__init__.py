@@ -1,0 +1,42 @@
+"""The `genretrieve` command: a thin Typer layer; each command parses flags and calls the library.
+
+One module per command group (models, index, search, train; bench lives with the benchmarks);
+this file holds the app and the options and helpers they share.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..ui import err
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="Semantic search with generative embeddings: a query embeds as the answer a frozen LLM would give.")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/.")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+IndexOpt = typer.Option(None, "--index", "-i", envvar="GENRETRIEVE_INDEX",
+                        help="Index folder [default: indexes/default under the current directory].")
+
+
+def _index_dir(index: Optional[Path]) -> Path:
+    return index or Path("indexes") / "default"
+
+
+def _encoder(config):
+    """Load the models for a config (a name/path or a Config), with a spinner on a terminal."""
+    from contextlib import nullcontext
+
+    from ..config import load_config
+    from ..models.load import load_encoder
+
+    with err.status("loading models", spinner="dots") if err.is_terminal else nullcontext():
+        return load_encoder(load_config(config))
+
+
+from . import models, indexing, search, train  # noqa: E402,F401,I001  (each registers its commands on app; this order is --help's)
+from ..bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")

@@ -1,0 +1,99 @@
+"""The search command: one query, or many from a file, in four modes, with the safety filter."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..ui import err, handle_errors, out, print_json
+from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    """(id, text) pairs from a .txt (one per line) or .jsonl (`text`, optional `_id`) file."""
+    import json as jsonlib
+
+    from ..errors import UsageError
+
+    if not path.is_file():
+        raise UsageError(f"queries file {path} does not exist")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                record = jsonlib.loads(line)
+                pairs.append((str(record.get("_id", number)), record["text"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{path}:{number}: expected a JSON object with a 'text' field ({exc})") from exc
+        else:
+            pairs.append((str(number), line.strip()))
+    if not pairs:
+        raise UsageError(f"{path} holds no queries")
+    return pairs
+
+
+@app.command()
+@handle_errors
+def search(query: Optional[str] = typer.Argument(None, help="The question or search text."),
+           index: Optional[Path] = IndexOpt,
+           k: Optional[int] = typer.Option(None, "-k", help="Hits per query [default: 10]."),
+           mode: Optional[str] = typer.Option(None, "--mode", "-m", help="gen | teacher | keyword | hybrid."),
+           path_glob: Optional[str] = typer.Option(None, "--path", help="Only chunks whose path matches this glob."),
+           queries: Optional[Path] = typer.Option(None, "--queries", help="Search every query in a .txt or .jsonl file."),
+           explain_query: bool = typer.Option(False, "--explain", help="Also print the response the query embedding stands for."),
+           safety: Optional[str] = typer.Option(None, "--safety", help="off | warn | block: the harmful-query filter [default: warn]."),
+           config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
+    """Search an index. Hits go to stdout as a table, or one JSON object per hit with --json.
+
+    Examples:
+      genretrieve search "how do I reset my password?"
+      genretrieve search "install steps" --mode hybrid --path "docs/**/*.md" -k 5 --json
+      genretrieve search --queries questions.jsonl --json > hits.jsonl
+      genretrieve search "how do I make a weapon" --safety block
+    """
+    from ..config import load_config
+    from ..errors import UsageError
+    from ..search import Searcher
+
+    if (query is None) == (queries is None):
+        raise UsageError("give a QUERY or --queries FILE (one of them)")
+    if query is not None and not query.strip():
+        raise UsageError("empty query")
+    cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety)
+    pairs = _read_queries(queries) if queries else [(None, query)]
+    needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
+    encoder = _encoder(cfg) if needs_models else None
+    if encoder is not None and not encoder.card["trained"] and cfg.search.mode in ("gen", "hybrid"):
+        err.print("[yellow]warning:[/yellow] the adapter is untrained, so gen embeddings carry no meaning yet; "
+                  "use --mode teacher or keyword, or train one (genretrieve train)")
+    searcher = Searcher(_index_dir(index), encoder, cfg)
+    if cfg.search.safety != "off" and encoder is not None and searcher.probe is None:
+        err.print("[yellow]warning:[/yellow] this adapter has no safety probe, so harmful queries are not flagged")
+    results = searcher.search([text for _, text in pairs], cfg.search.k, cfg.search.mode, path_glob, cfg.search.safety)
+    explanations = {}
+    if explain_query:
+        from ..models.decode import explain as explain_queries
+        explanations = {e.query: e.decoded for e in explain_queries(encoder, [text for _, text in pairs])}
+    for (query_id, text), result in zip(pairs, results):
+        if json:
+            extra = {"query_id": query_id, "query": text} if queries else {}
+            if result.blocked:
+                print_json({**extra, "blocked": True, "flagged": True, "hits": [],
+                            "reason": "the query was judged harmful (--safety block)"})
+            for hit in result.hits:
+                print_json({**extra, **hit.to_dict()})
+            if explain_query:
+                print_json({**extra, "explain": explanations[text]})
+            continue
+        if explain_query:
+            out.print(f"[dim]response the query stands for:[/dim] {explanations[text]}", highlight=False)
+        if result.blocked:
+            out.print(f"[red]blocked:[/red] {text!r} was judged harmful; no results shown (--safety block)")
+            continue
+        if result.flagged:
+            err.print(f"[red]flagged:[/red] {text!r} looks like a harmful request (--safety warn)")
+        from ..render import hits_table
+        out.print(hits_table(text, result.hits))
