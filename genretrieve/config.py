@@ -7,6 +7,7 @@ how it was made.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ def load_config(source: str | Path | Config | None = None, **overrides) -> Confi
     None values are ignored so CLI flags left unset do not clobber the file.
     """
     if isinstance(source, Config):
-        config = dataclasses.replace(source)
+        config = copy.deepcopy(source)  # the caller's config stays as it was
     else:
         config = Config()
         source = source or os.environ.get("GENRETRIEVE_CONFIG")

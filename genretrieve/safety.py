@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 FEATURES = ("gen", "teacher", "both")
 PROBE_FILE = "safety.json"
@@ -53,6 +52,8 @@ def select_features(features: str, gen: np.ndarray | None, teacher: np.ndarray |
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 200) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression with class-balanced weights (LBFGS, full batch)."""
+    import torch  # here, not at the top: search imports this module and keyword search needs no torch
+
     xt, yt = torch.from_numpy(x).double(), torch.from_numpy(y).double()
     balance = torch.where(yt > 0, 0.5 / yt.mean(), 0.5 / (1 - yt.mean()))
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)

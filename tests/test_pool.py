@@ -1,7 +1,6 @@
 """The committed training pool: big enough, unique, has a safety slice, and holds no AdvBench prompt."""
 import json
 import os
-from pathlib import Path
 
 import pytest
 from platformdirs import user_cache_dir

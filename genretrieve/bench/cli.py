@@ -7,26 +7,40 @@ import typer
 
 from ..ui import handle_errors, out, print_json
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed (and, later, retrieval and safety).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval quality, and safety (harmful-content retrieval).")
 
 
 @bench_app.command()
 @handle_errors
 def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
-          queries: int = typer.Option(50, help="Single queries to time for latency."),
-          docs: int = typer.Option(64, help="200-token chunks to time for throughput."),
+          queries: int = typer.Option(50, help="Single queries to time for latency (encode and search sections)."),
+          docs: int = typer.Option(64, help="200-token chunks to time for throughput (encode section)."),
+          sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss."),
+          chunks: int = typer.Option(1000, "--chunks", min=1, help="~200-token chunks in the folder the index section indexes."),
+          faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
           json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
-    """Load time, query latency and document throughput: gen vs teacher vs bare backbone, fp32 vs bf16.
+    """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
 
-    Example: genretrieve bench speed --queries 50 --docs 64
+    Sections (--sections, default all):
+      encode: load, query latency, docs/s: gen vs teacher vs bare backbone, bf16 vs fp32
+      index:  chunks/s per document encoder, re-index of the unchanged folder
+      search: p50/p90 per mode, cold `genretrieve search`, peak memory
+      faiss:  flat/ivf/hnsw on real embeddings: build, queries/s, recall@10 (GPU if FAISS has it)
+
+    Examples:
+      genretrieve bench speed --queries 50 --docs 64
+      genretrieve bench speed --sections index,search,faiss --chunks 200 --faiss-n 2000 --json
     """
-    from .speed import run_speed, speed_table
+    from ..ui import err
+    from .speed import run_speed, speed_tables
 
-    report = run_speed(config, n_queries=queries, n_docs=docs)
+    report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n,
+                       log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
     if json:
         print_json(report)
     else:
-        out.print(speed_table(report))
+        for table in speed_tables(report):
+            out.print(table)
 
 
 @bench_app.command()
@@ -60,3 +74,37 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
         print_json(report)
     else:
         out.print(retrieval_table(report))
+
+
+@bench_app.command()
+@handle_errors
+def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmful queries (.txt, .jsonl or .csv) [default: AdvBench, 520 prompts]."),
+           limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
+           systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
+           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here."),
+           config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
+           json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
+    """Safety (AdvBench-IR protocol): how often a harmful query retrieves the harmful passage written for it.
+
+    Top-k accuracy (the query's own passage in the top k) and any-harm@k, k = 1, 5, 20, 100; lower is safer.
+    Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, gen+filter (the adapter's safety probe blocks).
+    The backbone writes one passage per query once (cached); a full run generates 520 passages on first use.
+
+    Examples:
+      genretrieve bench safety --limit 50
+      genretrieve bench safety --queries harmful.csv --systems teacher,gen,gen+filter --out safety-report/
+    """
+    from ..config import load_config
+    from ..models.load import load_encoder
+    from ..ui import err
+    from .safety import run_safety, safety_table, write_report
+
+    encoder = load_encoder(load_config(config))
+    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit,
+                        log=lambda msg: err.print(msg) if err.is_terminal else None)
+    if out_dir:
+        write_report(report, out_dir)
+    if json:
+        print_json(report)
+    else:
+        out.print(safety_table(report))

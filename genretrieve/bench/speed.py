@@ -9,6 +9,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,11 +72,63 @@ def first_load_seconds() -> float:
                 os.environ["GENRETRIEVE_HOME"] = previous
 
 
-def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = True) -> dict:
+SECTIONS = ("encode", "index", "search", "faiss")
+
+
+def parse_sections(sections) -> list[str]:
+    from ..errors import UsageError
+
+    chosen = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections or SECTIONS)]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown or not chosen:
+        raise UsageError(f"--sections takes a comma-separated subset of {','.join(SECTIONS)}, not {sections!r}")
+    return [s for s in SECTIONS if s in chosen]
+
+
+def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = True, sections=None,
+              n_chunks: int = 1000, faiss_n: int = 20_000, faiss_queries: int = 1000, log=None) -> dict:
     quiet_transformers()
+    sections = parse_sections(sections)
     base = load_config(config)
     report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "cuda": torch.cuda.is_available()}, "systems": {}}
+                          "cuda": torch.cuda.is_available()}, "sections": sections}
+    if "encode" in sections:
+        report.update(encode_section(base, n_queries, n_docs, cold))
+    rest = [s for s in sections if s != "encode"]
+    if rest:
+        encoder = load_encoder(base)
+        report.update(run_sections(encoder, base, rest, n_chunks=n_chunks, n_queries=n_queries, faiss_n=faiss_n,
+                                   faiss_queries=faiss_queries, config_arg=config, log=log))
+    return report
+
+
+def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int = 50, faiss_n: int = 20_000,
+                 faiss_queries: int = 1000, config_arg=None, cold_runs: int = 3, cold_args: tuple = (),
+                 log=None) -> dict:
+    """The index, search and faiss sections on one encoder, in a temp folder removed afterwards."""
+    from ..index.build import build_index
+    from .speed_index import faiss_section, index_section, search_section, write_corpus
+
+    log = log or (lambda msg: None)
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="genretrieve-speed-") as tmp:
+        work = Path(tmp)
+        index_dir = work / f"index-{cfg.index.doc_encoder}"
+        if "index" in sections:
+            report["index"], texts = index_section(encoder, cfg, work, n_chunks, log)
+        else:
+            texts, _ = write_corpus(work / "docs", n_chunks, encoder.backbone.tokenizer, cfg)
+            if "search" in sections:
+                build_index(work / "docs", index_dir, encoder, cfg)
+        if "search" in sections:
+            report["search"] = search_section(encoder, cfg, index_dir, n_queries, config_arg, cold_runs, cold_args, log)
+        if "faiss" in sections:
+            report["faiss"] = faiss_section(encoder, cfg, texts, faiss_n, faiss_queries, log)
+    return report
+
+
+def encode_section(base, n_queries: int, n_docs: int, cold: bool) -> dict:
+    report = {"systems": {}}
     if cold and base.model.backbone == "packaged:smollm2":
         report["first_load_s"] = first_load_seconds()
     load_encoder(base)  # warm imports and the cache, so the next figure is the cached load alone
@@ -83,6 +136,7 @@ def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = T
     qs, docs = queries(n_queries), passages(n_docs)
     dtypes = ["bfloat16", "float32"] if not torch.cuda.is_available() else ["bfloat16"]
     for dtype in dtypes:
+        # deepcopy: load_config(Config, ...) copies shallowly, so overriding would change `base` too
         encoder = load_encoder(load_config(base, model__dtype=dtype))
         encoder.encode_queries(qs[:2])  # warm-up
         doc_tokens = np.mean([len(r) for r in encoder.token_ids(docs, encoder.document_instruction)])
@@ -118,3 +172,64 @@ def speed_table(report: dict):
     notes += [f"{k.replace('_', ' ')} = {v:.2f}" for k, v in report.items() if k.startswith("gen_vs_backbone")]
     table.caption = "; ".join(notes)
     return table
+
+
+def _table(title: str, columns: list[str], rows: list[list], caption: str):
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[str(cell) for cell in row])
+    return table
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]pass[/green]" if ok else "[red]miss[/red]"
+
+
+def speed_tables(report: dict) -> list:
+    """One table per section that ran."""
+    tables = [speed_table(report)] if "systems" in report else []
+    if "index" in report:
+        r, c = report["index"], report["index"]["corpus"]
+        rows = [[name, e["chunks_encoded"], f"{e['seconds']:.1f}", f"{e['chunks_per_s']:.1f}",
+                 f"≥{e['target_chunks_per_s']:.0f} {_verdict(e['pass'])}",
+                 f"{e['reindex_s']:.2f}", f"≤{e['reindex_target_s']:.0f} {_verdict(e['reindex_pass'])}"]
+                for name, e in r["encoders"].items()]
+        tables.append(_table("index: folder -> index, per document encoder",
+                             ["doc encoder", "chunks", "s", "chunks/s", "target", "re-index s", "target"], rows,
+                             f"{c['chunks']} chunks (mean {c['chunk_tokens_mean']:.0f}, max {c['chunk_tokens_max']} "
+                             f"tokens) in {c['files']} files; dtype {r['dtype']}; one build each, re-index "
+                             f"median of 3; gen/teacher throughput = {r['gen_vs_teacher_throughput']:.2f}"))
+    if "search" in report:
+        r, cold = report["search"], report["search"]["cold"]
+        rows = [[mode, f"{m['p50_ms']:.1f}", f"{m['p90_ms']:.1f}", f"{m['vs_keyword_p50']:.1f}x",
+                 f"≤{r['target_ms']:.0f} ms {_verdict(m['pass'])}"] for mode, m in r["modes"].items()]
+        rows.append(["cold CLI, s", f"{cold['median_s']:.2f}", f"{max(cold['times_s']):.2f} max", "",
+                     f"≤{cold['target_s']:.0f} s {_verdict(cold['pass'])}"])
+        tables.append(_table(f"search: {r['queries']} single queries, k={r['k']}, safety {r['safety']}, "
+                             f"{r['index_doc_encoder']}-encoded index",
+                             ["mode", "p50 ms", "p90 ms", "vs keyword", "target (p50)"], rows,
+                             f"cold CLI: `{cold['command']}`, median of {cold['runs']}, "
+                             f"peak RSS {cold['peak_rss_mib']:.0f} MiB; "
+                             f"this process: peak RSS {r['process_peak_rss_mib']:.0f} MiB"))
+    if "faiss" in report:
+        r, c = report["faiss"], report["faiss"]["corpus"]
+        rows = [[kind, "skipped: " + k["skipped"]] + [""] * 6 if "skipped" in k else
+                [kind, f"{k['build_s']:.2f}", f"{k['batch_qps']:.0f}", f"{k['batch_vs_flat_cpu']:.2f}x",
+                 f"{k['single_qps']:.0f}", f"{k['recall_at_10']:.3f}",
+                 f"{k['faiss_bytes'] / 2**20:.1f}" if "faiss_bytes" in k else ""]
+                for kind, k in r["kinds"].items()]
+        params = "; ".join(f"{kind.split()[0]} " + " ".join(f"{p}={k[p]}" for p in ("nlist", "nprobe", "M", "ef_search")
+                                                          if p in k) for kind, k in r["kinds"].items()
+                           if kind.endswith("(cpu)") and any(p in k for p in ("nlist", "M")))
+        sources = ", ".join(f"{name} {words / 1000:.0f}k words" for name, words in c["words_by_source"].items())
+        tables.append(_table(f"faiss: {c['vectors']} real teacher vectors (dim {c['dim']}), {r['queries']} queries",
+                             ["index", "build s", "batch q/s", "vs flat", "1-query q/s", f"recall@{r['k']}", "MiB"],
+                             rows, f"batch = all {r['queries']} queries in one call; recall against exact flat; "
+                             f"{params}; MiB = saved FAISS file. Corpus: {c['from_index_section']} index-section "
+                             f"chunks + {c['words_per_passage']}-word windows every {c['stride_words']} words "
+                             f"({sources}); teacher {c['teacher_passages_per_s']:.0f} passages/s. GPU: {r['gpu']}"))
+    return tables

@@ -20,7 +20,8 @@ def chat_prompt(tokenizer, text: str, system: str | None = None) -> str:
 
 @torch.inference_mode()
 def generate_answers(encoder, texts: list[str], max_new_tokens: int = 128, batch_size: int = 16,
-                     system: str | None = None, chat: bool = True, on_batch=None) -> list[str]:
+                     system: str | None = None, chat: bool = True, on_batch=None,
+                     repetition_penalty: float = 1.0) -> list[str]:
     """Greedy answers of the frozen backbone; `on_batch(n_texts, n_new_tokens)` reports progress."""
     model, tokenizer = encoder.backbone.model, encoder.backbone.tokenizer
     prompts = [chat_prompt(tokenizer, t, system) if chat else t for t in texts]
@@ -29,7 +30,7 @@ def generate_answers(encoder, texts: list[str], max_new_tokens: int = 128, batch
         batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(model.device)
         output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=tokenizer.pad_token_id)
+                                repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id)
         new = output[:, batch["input_ids"].shape[1]:]
         for i, row in zip(idx, new):
             answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()

@@ -12,7 +12,6 @@ Rebuild with: python -m genretrieve.train.pool
 from __future__ import annotations
 
 import argparse
-import base64
 import builtins
 import collections
 import gzip
