@@ -196,3 +196,19 @@ def test_safety_modes(fake_with_probe, docs, tmp_path):
     assert [r["query_id"] for r in rows[1:]] == ["ok", "ok"] and not any(r["flagged"] for r in rows[1:])
     result = run("search", harmful, "--index", tmp_path / "ix", "--safety", "block")
     assert result.exit_code == 0 and "blocked" in result.stdout
+
+
+def test_a_file_without_read_permission_is_reported_and_skipped(fake, docs, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real_read = Path.read_bytes
+
+    def read_bytes(self):  # CI runs as root, which reads any file: simulate the permission error
+        if self.name == "cars.txt":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    summary = index(docs, tmp_path / "ix")
+    assert {"path": "cars.txt", "error": "Permission denied"} in summary["files_failed"]
+    assert summary["files_indexed"] == 4

@@ -97,8 +97,11 @@ def build_index(root: Path, index_dir: Path, encoder, config: Config, rebuild: b
         if record and record["size"] == stat.st_size and record["mtime"] == stat.st_mtime:
             summary.files_unchanged += 1
             continue
-        data = path.read_bytes()
-        digest = sha256_bytes(data)
+        try:
+            digest = sha256_bytes(path.read_bytes())
+        except OSError as exc:  # e.g. no permission: report and skip, like any unreadable file
+            summary.files_failed.append({"path": rel, "error": exc.strerror or str(exc)})
+            continue
         if record and record["sha256"] == digest:
             store.touch_file(rel, stat.st_size, stat.st_mtime)
             summary.files_unchanged += 1
