@@ -56,7 +56,7 @@ class SearchConfig:
 @dataclass
 class TrainConfig:
     queries: str = "packaged"  # the shipped pool, or a .txt/.jsonl/.csv file of queries
-    max_queries: int = 2500  # sampled from the pool (deterministic); sized for responses on a CPU
+    max_queries: int = 2000  # sampled from the pool (deterministic); sized for responses on a CPU
     heldout: float = 0.04  # share of queries kept aside for held-out metrics (at least 50)
     max_new_tokens: int = 128
     gen_batch_size: int = 16
