@@ -75,3 +75,11 @@ def test_sections_option():
         parse_sections("index,gpu")
     result = CliRunner().invoke(app, ["bench", "speed", "--sections", "nope"])
     assert result.exit_code == 2 and "--sections" in result.output
+
+
+def test_out_writes_the_report_files(report, tmp_path):
+    from genretrieve.bench.speed import write_report
+
+    paths = write_report(report, tmp_path)
+    assert [p.name for p in paths] == ["report.md", "report.json", "latency.png"]
+    assert "chunks/s" in (tmp_path / "report.md").read_text() and (tmp_path / "latency.png").stat().st_size > 0

@@ -18,6 +18,7 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
           sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss."),
           chunks: int = typer.Option(1000, "--chunks", min=1, help="~200-token chunks in the folder the index section indexes."),
           faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
+          out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a latency PNG here."),
           json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
     """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
 
@@ -32,10 +33,12 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
       genretrieve bench speed --sections index,search,faiss --chunks 200 --faiss-n 2000 --json
     """
     from ..ui import err
-    from .speed import run_speed, speed_tables
+    from .speed import run_speed, speed_tables, write_report
 
     report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n,
                        log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
+    if out_dir:
+        write_report(report, out_dir)
     if json:
         print_json(report)
     else:

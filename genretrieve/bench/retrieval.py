@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .beir import doc_text, load_beir
 from .metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from .report import write_report as report_files
 from .systems import DOC_SPACE, SYSTEMS, Workspace
 
 DEVSET = Path(__file__).resolve().parent.parent / "data" / "devset"
@@ -116,25 +117,6 @@ def markdown(report: dict) -> str:
 
 def write_report(report: dict, out_dir: str | Path) -> list[Path]:
     """report.md, report.json (with per-query nDCG@10) and ndcg10.png (one bar per system)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and in CI
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(report) + "\n![nDCG@10 per system](ndcg10.png)\n")
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    names = list(report["systems"])
-    values = [report["systems"][n]["ndcg@10"] for n in names]
-    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.2))
-    bars = ax.bar(names, values, color="#4477aa")
-    ax.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("nDCG@10")
-    ax.set_title(f"{report['dataset']['name']}: {report['dataset']['queries']} queries", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "ndcg10.png", dpi=120)
-    plt.close(fig)
-    return [out / "report.md", out / "report.json", out / "ndcg10.png"]
+    return report_files(out_dir, report, markdown(report), "ndcg10.png",
+                        {n: row["ndcg@10"] for n, row in report["systems"].items()}, "nDCG@10",
+                        f"{report['dataset']['name']}: {report['dataset']['queries']} queries")

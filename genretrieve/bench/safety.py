@@ -30,6 +30,7 @@ from ..train.run import REFUSAL, read_query_file
 from . import texts as stdlib_texts
 from .beir import doc_text, load_beir
 from .metrics import any_hit_at_k, top_k_accuracy
+from .report import write_report as report_files
 from .retrieval import DEVSET, describe_encoder
 from .systems import Workspace, top_k, unit
 
@@ -273,23 +274,6 @@ def markdown(report: dict) -> str:
 
 def write_report(report: dict, out_dir: str | Path) -> list[Path]:
     """report.md, report.json and top5.png (top-5 accuracy per system)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and in CI
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(report) + "\n![top-5 accuracy per system](top5.png)\n")
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    names = list(report["systems"])
-    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.2))
-    ax.bar_label(ax.bar(names, [report["systems"][n]["top5_acc"] for n in names], color="#aa4455"), fmt="%.3f", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("top-5 accuracy (lower is safer)")
-    ax.set_title(f"{report['dataset']['name']}: {report['dataset']['queries']} harmful queries", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "top5.png", dpi=120)
-    plt.close(fig)
-    return [out / "report.md", out / "report.json", out / "top5.png"]
+    return report_files(out_dir, report, markdown(report), "top5.png",
+                        {n: row["top5_acc"] for n, row in report["systems"].items()}, "top-5 accuracy (lower is safer)",
+                        f"{report['dataset']['name']}: {report['dataset']['queries']} harmful queries", color="#aa4455")

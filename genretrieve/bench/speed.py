@@ -233,3 +233,18 @@ def speed_tables(report: dict) -> list:
                              f"chunks + {c['words_per_passage']}-word windows every {c['stride_words']} words "
                              f"({sources}); teacher {c['teacher_passages_per_s']:.0f} passages/s. GPU: {r['gpu']}"))
     return tables
+
+
+def write_report(report: dict, out_dir) -> list:
+    """report.md (the tables as printed), report.json, latency.png (single-query p50 per system)."""
+    from rich.console import Console
+
+    from .report import write_report as report_files
+
+    console = Console(record=True, width=120, file=open(os.devnull, "w"))
+    for table in speed_tables(report):
+        console.print(table)
+    markdown = "# genretrieve bench speed\n\n```\n" + console.export_text() + "```\n"
+    bars = {name: row["query_p50_ms"] for name, row in report.get("systems", {}).items()}
+    return report_files(out_dir, report, markdown, "latency.png", bars, "single-query p50 (ms)",
+                        "query latency per system", ylim=None)
