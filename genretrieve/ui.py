@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import ConfigError
@@ -36,10 +37,10 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except (UsageError, ConfigError) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2)
         except GenretrieveError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]; what was written before stays valid")

@@ -1,4 +1,4 @@
-"""Commands about index folders: index, indexes, rm."""
+"""Commands about index folders: index, merge, indexes, rm."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +18,13 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
           kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw."),
           rebuild: bool = typer.Option(False, "--rebuild", help="Build a fresh index, swapped in only when complete."),
           no_chunk: bool = typer.Option(False, "--no-chunk", help="One chunk per document (pre-chunked input)."),
+          shard: Optional[str] = typer.Option(None, "--shard", help="I/N: index only shard I (0..N-1) of N into "
+                                              "DIR/shards/I-of-N; join them with `genretrieve merge DIR`."),
+          engine: str = typer.Option("local", "--engine", help="local | ray: read, chunk and encode on a Ray cluster."),
+          address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+          workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder workers (default: one per GPU)."),
+          gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
+                                                          help="GPUs per Ray worker (default: 1 if the cluster has GPUs)."),
           config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Index a folder of .txt .md .rst .html .pdf .jsonl files; re-runs encode only what changed.
 
@@ -25,23 +32,41 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
       genretrieve index ./docs
       genretrieve index ./docs --index indexes/docs --doc-encoder gen --rebuild
       genretrieve index notes.jsonl --no-chunk --json
+      genretrieve index ./docs --index indexes/docs --shard 0/4   (then: genretrieve merge indexes/docs)
+      genretrieve index ./docs --engine ray --address auto --gpus-per-worker 1
     """
     from ..config import load_config
+    from ..errors import UsageError
     from ..index.build import build_index
     from ..ui import progress
 
     if not path.exists():
-        from ..errors import UsageError
         raise UsageError(f"{path} does not exist")
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if engine == "local" and (address or workers or gpus_per_worker is not None):
+        raise UsageError("--address, --workers and --gpus-per-worker go with --engine ray")
+    if shard and engine == "ray":
+        raise UsageError("--shard and --engine ray are two ways to split the work: pick one")
+    from ..index.shards import parse_shard
+    shard_ix = parse_shard(shard) if shard else None
     cfg = load_config(config, index__doc_encoder=doc_encoder, index__kind=kind)
-    encoder = _encoder(cfg)
     with progress() as bar:
         task = bar.add_task("indexing", total=None)
-        summary = build_index(path, _index_dir(index), encoder, cfg, rebuild=rebuild, no_chunk=no_chunk,
-                              report=lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total))
+        report = lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total)  # noqa: E731
+        if engine == "ray":
+            from ..index.ray_engine import RayOptions, build_index_ray, import_ray
+
+            import_ray()
+            summary = build_index_ray(path, _index_dir(index), cfg, RayOptions(address, workers, gpus_per_worker),
+                                      rebuild=rebuild, no_chunk=no_chunk, report=report)
+        else:
+            summary = build_index(path, _index_dir(index), _encoder(cfg), cfg, rebuild=rebuild, no_chunk=no_chunk,
+                                  report=report, shard=shard_ix)
     if json:
         return print_json(summary.to_dict())
-    out.print(f"[bold]{_index_dir(index)}[/bold]: {summary.files_indexed} files indexed, {summary.files_unchanged} unchanged, "
+    where = _index_dir(index) if not shard_ix else f"{_index_dir(index)} shard {shard_ix[0]}/{shard_ix[1]}"
+    out.print(f"[bold]{where}[/bold]: {summary.files_indexed} files indexed, {summary.files_unchanged} unchanged, "
               f"{summary.files_skipped} skipped, {len(summary.files_failed)} failed, {len(summary.files_removed)} removed")
     out.print(f"chunks: {summary.chunks_added} added ({summary.chunks_encoded} encoded), {summary.chunks_removed} removed, "
               f"{summary.chunks_total} total; {summary.seconds:.1f} s, {summary.chunks_per_s:.1f} chunks/s")
@@ -49,6 +74,31 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
         err.print(f"[yellow]skipped[/yellow] {failure['path']}: {failure['error']}", highlight=False)
     for gone in summary.files_removed:
         out.print(f"removed {gone}")
+
+
+@app.command()
+@handle_errors
+def merge(index: Path = typer.Argument(..., help="Index folder whose shards/ to merge."),
+          kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw "
+                                             "(default: the shards' config)."),
+          json: bool = JsonOpt):
+    """Check the shards in DIR/shards (same models, none missing, no overlap) and build one index at DIR.
+
+    Example: genretrieve merge indexes/docs  (after genretrieve index ./docs --index indexes/docs --shard I/N, I = 0..N-1)
+    """
+    from ..index.merge import merge_shards
+    from ..ui import progress
+
+    with progress() as bar:
+        task = bar.add_task("merging", total=None)
+        summary = merge_shards(index, kind=kind, report=lambda stage, done, total: bar.update(
+            task, description=stage, completed=done, total=total))
+    if json:
+        return print_json(summary.to_dict())
+    out.print(f"[bold]{index}[/bold]: merged {summary.shards} shards, {summary.files} files, {summary.chunks} chunks "
+              f"in {summary.seconds:.1f} s")
+    for failure in summary.files_failed:
+        err.print(f"[yellow]skipped when its shard ran[/yellow] {failure['path']}: {failure['error']}", highlight=False)
 
 
 @app.command("indexes")

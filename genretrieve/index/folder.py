@@ -45,6 +45,8 @@ class IndexFolder:
         self.path = Path(path)
         manifest = self.path / MANIFEST
         if not manifest.exists():
+            if (self.path / "shards").is_dir():  # sharded runs write only there until merged
+                raise GenretrieveError(f"{self.path} holds shards but no merged index yet: run genretrieve merge {self.path}")
             raise GenretrieveError(f"no index at {self.path}; build one with: genretrieve index PATH --index {self.path}")
         self.manifest = json.loads(manifest.read_text())
         self._store: Store | None = None

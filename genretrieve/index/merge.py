@@ -1,0 +1,84 @@
+"""`genretrieve merge DIR`: join the checked shards of DIR/shards into one searchable index at DIR.
+
+Files are inserted in the order a single-process build walks the folder (iter_files: sorted by
+path components) and each file's chunks in their order, so the AUTOINCREMENT chunk ids, the
+float16 vectors (copied, never re-encoded) and hence search results equal a fresh one-process
+index of the same folder. The merged index is written beside DIR and swapped in only when
+complete; the shards stay, so a shard can be re-run incrementally and merged again.
+Concession: every merge rewrites the whole index (no encoding, but all rows are copied).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, _overlay
+from ..models.assets import atomic_write_text
+from .build import Report, swap_in
+from .folder import MANIFEST, IndexFolder
+from .shards import check_shards, discard_staging
+
+_COPIED = ("chunk_hash", "text", "start_char", "end_char", "start_line", "end_line", "page", "heading")
+
+
+@dataclass
+class MergeSummary:
+    shards: int = 0
+    files: int = 0
+    chunks: int = 0
+    files_failed: list[dict] = field(default_factory=list)  # as reported by the shard runs
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None = None) -> MergeSummary:
+    start = time.perf_counter()
+    index_dir = Path(index_dir)
+    report = report or (lambda stage, done, total: None)
+    shards = check_shards(index_dir)  # refuses, naming every problem, before anything is written
+    first = shards[0].manifest
+    config = Config()
+    _overlay(config, first["config"], "")  # the settings the shards were built with
+    if kind:
+        config.index.kind = kind
+    staging = index_dir.with_name(f".{index_dir.name}.merge")
+    discard_staging(staging, index_dir)
+    folder = IndexFolder.create_or_open(staging, first["identity"], config)
+    sources = [IndexFolder(shard.path) for shard in shards]
+    summary = MergeSummary(shards=len(shards))
+    try:
+        owner = {row["path"]: (source.store, row) for source in sources
+                 for row in source.store.db.query("SELECT * FROM files")}
+        order = sorted(owner, key=lambda rel: rel.split("/"))  # iter_files' order: the ids a one-process build gives
+        store = folder.store
+        with store.db.atomic():  # one transaction: the staging folder is discarded on any failure anyway
+            for done, rel in enumerate(order, 1):
+                source, row = owner[rel]
+                chunks = [_chunk(c) for c in source.db.query("SELECT * FROM chunks WHERE path = ? ORDER BY id", [rel])]
+                store.replace_file(rel, row["sha256"], row["size"], row["mtime"], chunks)
+                summary.chunks += len(chunks)
+                report("merging", done, len(order))
+        summary.files = len(order)
+        summary.files_failed = [f for shard in shards for f in shard.manifest["shard"].get("failed", [])]
+        report("writing vectors", 0, 1)
+        folder.write_vectors(config.index.kind)
+        folder.manifest["merged"] = {"shards": len(shards), "listing": first["shard"]["listing"]}
+        atomic_write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
+    finally:
+        folder.close()
+        for source in sources:
+            source.close()
+    swap_in(staging, index_dir)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _chunk(row: dict) -> dict:
+    return {**{key: row[key] for key in _COPIED}, "metadata": json.loads(row["metadata"] or "{}"),
+            "vector": None if row["vector"] is None else np.frombuffer(row["vector"], dtype=np.float16)}
