@@ -99,6 +99,9 @@ def save_adapter(adapter: GenAdapter, card: dict, folder: Path) -> None:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make a shared adapter unreadable to others
     state = {k: v.detach().float().cpu().contiguous() for k, v in adapter.state_dict().items()}
     save_file(state, staging / "adapter.safetensors")
     (staging / "adapter.json").write_text(json.dumps({**card, "fingerprint": adapter.fingerprint()}, indent=2))
