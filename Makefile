@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/genretrieve info
 	$(BIN)/genretrieve index samples/docs --index $(INDEX)
 	$(BIN)/genretrieve search "how do I find which package a file belongs to?" --index $(INDEX) -k 3
-	$(BIN)/genretrieve search "what does the with statement do?" --index $(INDEX) -k 3 --mode teacher
+	$(BIN)/genretrieve search "what does the with statement do?" --index $(INDEX) -k 3 --mode hybrid
 
 test: install
 	$(BIN)/pytest -q

@@ -125,13 +125,17 @@ def test_path_filter_applies_before_ranking(fake, docs, tmp_path):
     assert len(hits) == 2 and all(h["path"].startswith("guide/") for h in hits)
 
 
-def test_hybrid_fuses_gen_and_keyword(fake, docs, tmp_path):
+def test_hybrid_mixes_teacher_and_gen_scores(fake, docs, tmp_path):
     index(docs, tmp_path / "ix")
-    query = "automobile engines"
-    ranks = {mode: [h["chunk_id"] for h in search(tmp_path / "ix", query, "--mode", mode, "-k", "5")]
-             for mode in ("gen", "keyword", "hybrid")}
-    assert ranks["hybrid"] != ranks["gen"] and ranks["hybrid"] != ranks["keyword"]
-    assert set(ranks["hybrid"]) <= set(ranks["gen"]) | set(ranks["keyword"])
+    query = "automobile engines"  # gen maps automobile -> vehicle; the teacher matches the word itself
+    hits = {mode: search(tmp_path / "ix", query, "--mode", mode, "-k", "20", "--hybrid-weight", "0.5")
+            for mode in ("gen", "teacher", "hybrid")}
+    scores = {mode: {h["chunk_id"]: h["score"] for h in found} for mode, found in hits.items()}
+    for chunk_id, score in scores["hybrid"].items():  # (1 - w)·teacher + w·gen, exactly, with w = 0.5 here
+        if chunk_id in scores["gen"] and chunk_id in scores["teacher"]:
+            assert score == pytest.approx(0.5 * scores["teacher"][chunk_id] + 0.5 * scores["gen"][chunk_id], abs=2e-3)
+    order = {mode: [h["chunk_id"] for h in found[:3]] for mode, found in hits.items()}
+    assert order["hybrid"] != order["gen"] or order["hybrid"] != order["teacher"]
 
 
 def test_bulk_queries_carry_ids(fake, docs, tmp_path):

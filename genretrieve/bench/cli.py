@@ -51,7 +51,7 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
 def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) [default: the shipped dev set]."),
               systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all]."),
               limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries."),
-              hybrid_weight: float = typer.Option(0.5, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w)."),
+              hybrid_weight: float = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w)."),
               out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here."),
               config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
               json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):

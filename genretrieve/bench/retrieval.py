@@ -33,7 +33,7 @@ def describe_encoder(encoder) -> dict:
 
 
 def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | None = None, limit: int | None = None,
-                  hybrid_weight: float = 0.5, latency_queries: int = 20,
+                  hybrid_weight: float = 0.1, latency_queries: int = 20,
                   log: Callable[[str], None] | None = None) -> dict:
     """Score each system on the folder's queries (the shipped dev set when folder is None)."""
     systems = list(systems or SYSTEMS)

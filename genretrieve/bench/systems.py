@@ -82,7 +82,7 @@ def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[l
 class Workspace:
     """One corpus and one encoder: document matrices cached per space, systems that rank queries."""
 
-    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.5, k: int = 100):
+    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100):
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError(f"hybrid weight must be in [0, 1], not {hybrid_weight}")
         self.encoder, self.docs, self.w, self.k = encoder, list(doc_texts), hybrid_weight, k

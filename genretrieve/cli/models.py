@@ -105,4 +105,4 @@ def import_adapter(source: str = typer.Argument(..., help="A checkpoint folder i
         return print_json(card)
     out.print(f"adapter written to [bold]{out_dir}[/bold]: backbone {card['backbone']['id']} "
               f"[{card['backbone']['fingerprint']}], {card['n_tokens']} tokens, d={card['hidden_size']} -> {card['teacher_dim']}")
-    out.print("its vectors are in the paper's teacher space: index with --doc-encoder gen; search with --mode gen, hybrid or keyword")
+    out.print("its vectors are in the paper's teacher space: index with --doc-encoder gen; search with --mode gen or keyword")

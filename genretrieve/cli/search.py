@@ -40,7 +40,8 @@ def _read_queries(path: Path) -> list[tuple[str, str]]:
 def search(query: Optional[str] = typer.Argument(None, help="The question or search text."),
            index: Optional[Path] = IndexOpt,
            k: Optional[int] = typer.Option(None, "-k", help="Hits per query [default: 10]."),
-           mode: Optional[str] = typer.Option(None, "--mode", "-m", help="gen | teacher | keyword | hybrid."),
+           mode: Optional[str] = typer.Option(None, "--mode", "-m", help="teacher | gen | hybrid | keyword [default: teacher]."),
+           hybrid_weight: Optional[float] = typer.Option(None, "--hybrid-weight", help="w in hybrid = (1 - w)·teacher + w·gen [default: 0.1]."),
            path_glob: Optional[str] = typer.Option(None, "--path", help="Only chunks whose path matches this glob."),
            queries: Optional[Path] = typer.Option(None, "--queries", help="Search every query in a .txt or .jsonl file."),
            explain_query: bool = typer.Option(False, "--explain", help="Also print the response the query embedding stands for."),
@@ -62,7 +63,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
         raise UsageError("give a QUERY or --queries FILE (one of them)")
     if query is not None and not query.strip():
         raise UsageError("empty query")
-    cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety)
+    cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety, search__hybrid_weight=hybrid_weight)
     pairs = _read_queries(queries) if queries else [(None, query)]
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
     encoder = _encoder(cfg) if needs_models else None
@@ -72,7 +73,8 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     searcher = Searcher(_index_dir(index), encoder, cfg)
     if cfg.search.safety != "off" and encoder is not None and searcher.probe is None:
         err.print("[yellow]warning:[/yellow] this adapter has no safety probe, so harmful queries are not flagged")
-    results = searcher.search([text for _, text in pairs], cfg.search.k, cfg.search.mode, path_glob, cfg.search.safety)
+    results = searcher.search([text for _, text in pairs], cfg.search.k, cfg.search.mode, path_glob, cfg.search.safety,
+                              cfg.search.hybrid_weight)
     explanations = {}
     if explain_query:
         from ..models.decode import explain as explain_queries
