@@ -111,7 +111,10 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     texts = [q["text"] for q in queries]
     train_q, held_q = [texts[i] for i in train_idx], [texts[i] for i in held_idx]
     untrained = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
+    # a reference point, not a student: how close the teacher's embedding of the query itself comes
+    teacher_query = heldout_metrics(encoder.teacher.encode(held_q), targets[held_idx], targets[train_idx].mean(0))
     record: dict = {"data": data_source, "generation": generation, "heldout_untrained": untrained,
+                    "heldout_teacher_query": teacher_query,
                     "n_train": len(train_idx), "n_heldout": len(held_idx)}
 
     if "closed-form" in t.fit:
