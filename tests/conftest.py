@@ -20,3 +20,13 @@ def real_encoder(genretrieve_home):
     from genretrieve import load_encoder
 
     return load_encoder()
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A deterministic fake encoder that every CLI command gets instead of the real models."""
+    from .helpers import FakeEncoder
+
+    encoder = FakeEncoder()
+    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
+    return encoder

@@ -13,13 +13,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    encoder = FakeEncoder()
-    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
-    return encoder
-
-
-@pytest.fixture
 def docs(tmp_path):
     return fixture_docs(tmp_path / "docs")
 

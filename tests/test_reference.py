@@ -21,7 +21,8 @@ from genretrieve.errors import IncompatibleArtifact, MissingWeights, UsageError
 from genretrieve.models.backbone import load_backbone
 from genretrieve.models.load import build_encoder
 from genretrieve.models.reference import REFERENCE_INSTRUCTIONS, import_reference, read_reference
-from genretrieve.train.trainer import GradientSettings, Trainer, TrainData
+from genretrieve.config import TrainConfig
+from genretrieve.train.trainer import Trainer, TrainData
 
 from .helpers import tiny_backbone, tiny_teacher
 
@@ -296,7 +297,7 @@ def test_tiny_backbone_encodes_and_trains_one_step(arch):
     data = TrainData(TEXTS, ["paris", "reset it on the account page", "the moon", "a cat"], targets.numpy())
     before = {k: v.clone() for k, v in encoder.adapter.state_dict().items()}
     frozen = {k: v.clone() for k, v in encoder.backbone.model.state_dict().items()}
-    trainer = Trainer(encoder, data, GradientSettings(steps=1, batch_size=4, warmup=1, eval_every=1))
+    trainer = Trainer(encoder, data, TrainConfig(steps=1, batch_size=4, warmup=1, eval_every=1))
     trainer.run()
     assert np.isfinite(trainer.log[0]["align"]) and np.isfinite(trainer.log[0]["recon"])
     assert all(not torch.equal(v, before[k]) for k, v in encoder.adapter.state_dict().items())

@@ -9,17 +9,9 @@ from typer.testing import CliRunner
 from genretrieve.cli import app
 from genretrieve.index.shards import parse_shard, shard_of
 
-from .helpers import FakeEncoder
 from .scale_helpers import QUERIES, assert_same_index, more_docs
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    encoder = FakeEncoder()
-    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
-    return encoder
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ import numpy as np
 import torch
 
 from genretrieve.train.fit import fit_closed_form, predict, ridge
-from genretrieve.train.trainer import GradientSettings, Trainer, TrainData
+from genretrieve.config import TrainConfig
+from genretrieve.train.trainer import Trainer, TrainData
 
 from .helpers import tiny_encoder
 
@@ -19,7 +20,7 @@ def toy_data(encoder):
 
 
 def settings(**kw):
-    return GradientSettings(**{"steps": 30, "batch_size": 4, "lr": 1e-1, "tokens_lr": 1e-1, "warmup": 3,
+    return TrainConfig(**{"steps": 30, "batch_size": 4, "lr": 1e-1, "tokens_lr": 1e-1, "warmup": 3,
                                "eval_every": 10, "checkpoint_every": 5, **kw})
 
 

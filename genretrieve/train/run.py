@@ -28,7 +28,7 @@ from .evaluate import heldout_metrics
 from .fit import fit_closed_form, mean_states
 from .pool import POOL, load_pool
 from .responses import ResponseCache, ensure_responses
-from .trainer import GradientSettings, Trainer, TrainData
+from .trainer import Trainer, TrainData
 
 REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will not|I'm sorry|I am sorry|"
                      r"as an AI|not appropriate|cannot (help|assist|provide))", re.IGNORECASE)
@@ -122,9 +122,7 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
         record["closed_form"] = fit_closed_form(encoder.adapter, features[:len(train_q)], targets[train_idx],
                                                 features[len(train_q):], targets[held_idx], t.ridge_lambdas)
     if "gradient" in t.fit:
-        settings = GradientSettings(**{f.name: getattr(t, f.name) for f in dataclasses.fields(GradientSettings)})
-        if max_steps is not None:
-            settings.steps = max_steps
+        settings = t if max_steps is None else dataclasses.replace(t, steps=max_steps)
         data = TrainData(train_q, [responses[i] for i in train_idx], targets[train_idx], held_q, targets[held_idx])
         trainer = Trainer(encoder, data, settings, Path(out_dir).with_name(Path(out_dir).name + ".checkpoint"))
         if resume and not trainer.load_checkpoint():

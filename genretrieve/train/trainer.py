@@ -21,24 +21,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..config import TrainConfig
 from .evaluate import heldout_metrics
-
-
-@dataclass
-class GradientSettings:
-    steps: int = 300
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 3e-4
-    tokens_lr: float = 3e-3  # the 10 rows sit behind 30 frozen layers and need larger steps
-    warmup: int = 100
-    align_weight: float = 1.0
-    recon_weight: float = 1.0
-    recon_max_tokens: int = 64
-    eval_every: int = 50
-    checkpoint_every: int = 50
-    seed: int = 0
-    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -83,7 +67,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 class Trainer:
-    def __init__(self, encoder, data: TrainData, settings: GradientSettings, checkpoint_dir: Path | None = None):
+    def __init__(self, encoder, data: TrainData, settings: TrainConfig, checkpoint_dir: Path | None = None):
         self.encoder, self.data, self.s = encoder, data, settings
         self.checkpoint_dir = checkpoint_dir
         adapter = encoder.adapter
