@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
@@ -71,9 +72,9 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
     out.print(f"chunks: {summary.chunks_added} added ({summary.chunks_encoded} encoded), {summary.chunks_removed} removed, "
               f"{summary.chunks_total} total; {summary.seconds:.1f} s, {summary.chunks_per_s:.1f} chunks/s")
     for failure in summary.files_failed:
-        err.print(f"[yellow]skipped[/yellow] {failure['path']}: {failure['error']}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(failure['path'])}: {escape(failure['error'])}", highlight=False)
     for gone in summary.files_removed:
-        out.print(f"removed {gone}")
+        out.print(f"removed {gone}", markup=False)
 
 
 @app.command()
@@ -98,7 +99,7 @@ def merge(index: Path = typer.Argument(..., help="Index folder whose shards/ to 
     out.print(f"[bold]{index}[/bold]: merged {summary.shards} shards, {summary.files} files, {summary.chunks} chunks "
               f"in {summary.seconds:.1f} s")
     for failure in summary.files_failed:
-        err.print(f"[yellow]skipped when its shard ran[/yellow] {failure['path']}: {failure['error']}", highlight=False)
+        err.print(f"[yellow]skipped when its shard ran[/yellow] {escape(failure['path'])}: {escape(failure['error'])}", highlight=False)
 
 
 @app.command("indexes")

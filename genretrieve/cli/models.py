@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..ui import handle_errors, out, print_json
 from . import ConfigOpt, JsonOpt, _encoder, app
@@ -27,9 +28,9 @@ def info(config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     out.print(f"genretrieve {details['versions']['genretrieve']}  torch {details['versions']['torch']}  "
               f"transformers {details['versions']['transformers']}  faiss {details['versions']['faiss']}")
     out.print(f"device   {details['device']} ({details['dtype']}, {details['threads']} threads)")
-    out.print(f"backbone {details['backbone']['id']}  d={details['backbone']['hidden_size']}  [{details['backbone']['fingerprint']}]")
-    out.print(f"teacher  {details['teacher']['id']}  d={details['teacher']['dim']}  [{details['teacher']['fingerprint']}]")
-    out.print(f"adapter  {adapter['path'] or '(built in)'}  {state}  [{adapter['fingerprint']}]")
+    out.print(f"backbone {details['backbone']['id']}  d={details['backbone']['hidden_size']}  \\[{details['backbone']['fingerprint']}]")
+    out.print(f"teacher  {details['teacher']['id']}  d={details['teacher']['dim']}  \\[{details['teacher']['fingerprint']}]")
+    out.print(f"adapter  {adapter['path'] or '(built in)'}  {state}  \\[{adapter['fingerprint']}]")
     out.print(f"cache    {details['cache']}")
 
 
@@ -59,7 +60,7 @@ def embed(texts: list[str] = typer.Argument(..., help="Texts to embed."),
             print_json({"text": text, "embedding": [round(float(x), 6) for x in vector]})
         else:
             head = " ".join(f"{x:+.3f}" for x in vector[:6])
-            out.print(f"[bold]{text[:60]}[/bold]  dim={len(vector)}  [{head} ...]")
+            out.print(f"[bold]{escape(text[:60])}[/bold]  dim={len(vector)}  \\[{head} ...]")
 
 
 @app.command()
@@ -77,10 +78,10 @@ def explain(queries: list[str] = typer.Argument(..., help="Queries to explain.")
         if json:
             print_json({"query": item.query, "decoded": item.decoded, "logit_lens": item.lens})
             continue
-        out.print(f"[bold]{item.query}[/bold]")
-        out.print(f"  decoded: {item.decoded!r}")
+        out.print(f"[bold]{escape(item.query)}[/bold]")
+        out.print(f"  decoded: {item.decoded!r}", markup=False)
         for position, tokens in enumerate(item.lens, 1):
-            out.print(f"  <gen_{position}>: " + "  ".join(repr(t) for t in tokens), highlight=False)
+            out.print(f"  <gen_{position}>: " + "  ".join(repr(t) for t in tokens), highlight=False, markup=False)
 
 
 @app.command("import-adapter")
@@ -104,5 +105,5 @@ def import_adapter(source: str = typer.Argument(..., help="A checkpoint folder i
     if json:
         return print_json(card)
     out.print(f"adapter written to [bold]{out_dir}[/bold]: backbone {card['backbone']['id']} "
-              f"[{card['backbone']['fingerprint']}], {card['n_tokens']} tokens, d={card['hidden_size']} -> {card['teacher_dim']}")
+              f"\\[{card['backbone']['fingerprint']}], {card['n_tokens']} tokens, d={card['hidden_size']} -> {card['teacher_dim']}")
     out.print("its vectors are in the paper's teacher space: index with --doc-encoder gen; search with --mode gen or keyword")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
@@ -91,11 +92,11 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
                 print_json({**extra, "explain": explanations[text]})
             continue
         if explain_query:
-            out.print(f"[dim]response the query stands for:[/dim] {explanations[text]}", highlight=False)
+            out.print(f"[dim]response the query stands for:[/dim] {escape(explanations[text])}", highlight=False)
         if result.blocked:
-            out.print(f"[red]blocked:[/red] {text!r} was judged harmful; no results shown (--safety block)")
+            out.print(f"[red]blocked:[/red] {escape(repr(text))} was judged harmful; no results shown (--safety block)")
             continue
         if result.flagged:
-            err.print(f"[red]flagged:[/red] {text!r} looks like a harmful request (--safety warn)")
+            err.print(f"[red]flagged:[/red] {escape(repr(text))} looks like a harmful request (--safety warn)")
         from ..render import hits_table
         out.print(hits_table(text, result.hits))
