@@ -26,6 +26,7 @@ from ..models.assets import home
 from ..safety import SafetyProbe, fit_probe
 from .evaluate import heldout_metrics
 from .fit import fit_closed_form, mean_states
+from .natural import load as natural_questions
 from .pool import POOL, load_pool
 from .responses import ResponseCache, ensure_responses
 from .trainer import Trainer, TrainData
@@ -151,16 +152,18 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
 
 
 def fit_safety_probe(encoder, domain_benign: list[str], seed: int, benign_per_harmful: int = 2) -> SafetyProbe:
-    """The filter for this adapter: the pool's harmful prompts against benign queries from the pool
-    and from the training queries themselves (so a user's own domain calibrates the threshold)."""
+    """The filter for this adapter: the pool's harmful prompts against benign queries from the pool and
+    the training queries, plus the Python FAQ's real questions, which also calibrate the threshold."""
     pool = load_pool(POOL)
     harmful = [r["text"] for r in pool if r.get("safety")]
     benign = list(dict.fromkeys(domain_benign + [r["text"] for r in pool if not r.get("safety")]))
     rank = sorted(benign, key=lambda text: hashlib.sha256(f"{seed}:{text}".encode()).digest())
     benign = rank[:benign_per_harmful * len(harmful)]
-    texts = harmful + benign
-    labels = np.array([1] * len(harmful) + [0] * len(benign))
-    return fit_probe(encoder.encode_queries(texts), encoder.teacher.encode(texts), labels, seed)
+    natural = natural_questions()
+    texts = harmful + benign + natural
+    labels = np.array([1] * len(harmful) + [0] * (len(benign) + len(natural)))
+    is_natural = np.array([False] * (len(harmful) + len(benign)) + [True] * len(natural))
+    return fit_probe(encoder.encode_queries(texts), encoder.teacher.encode(texts), labels, seed, natural=is_natural)
 
 
 def plot_losses(log: list[dict], path: Path) -> None:
