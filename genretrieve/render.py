@@ -38,7 +38,7 @@ def hits_table(query: str, hits) -> Table:
     table.add_column("where", overflow="fold", min_width=24, max_width=40)
     table.add_column("text")
     for hit in hits:
-        flag = " [red]flagged[/red]" if getattr(hit, "flagged", False) else ""
+        flag = " [red]flagged[/red]" if hit.flagged else ""
         table.add_row(str(hit.rank), f"{hit.score:.3f}", location(hit) + flag, snippet(hit.text, query))
     if not hits:
         table.caption = "no hits"

@@ -41,7 +41,7 @@ def test_replace_file_replaces_old_chunks_everywhere(store):
     assert store.chunk_ids_for("a.md") == new
     assert hit_ids(store, "apples") == []          # the FTS index forgot the old text
     assert hit_ids(store, "cherries") == new
-    assert store.file_hashes() == {"a.md": "h2"}
+    assert {path: row["sha256"] for path, row in store.file_records().items()} == {"a.md": "h2"}
     assert store.count_chunks() == 1 and store.count_files() == 1
 
 
@@ -58,7 +58,7 @@ def test_remove_files_prunes_rows_and_search(store):
     b = store.replace_file("b.md", "hb", 1, 1.0, chunks("zebra crossing"))
     removed = store.remove_files(["a.md", "never-indexed.md"])
     assert sorted(removed) == sorted(a)
-    assert store.file_hashes() == {"b.md": "hb"}
+    assert {path: row["sha256"] for path, row in store.file_records().items()} == {"b.md": "hb"}
     assert hit_ids(store, "zebra") == b
     assert store.all_chunk_ids() == b
 
@@ -113,7 +113,7 @@ def test_known_id_kept_only_for_identical_content(store):
     with pytest.raises(ValueError):
         store.replace_file("a.md", "h3", 1, 3.0, bad)
     assert store.chunk_ids_for("a.md") == ids  # the failed call changed nothing
-    assert store.file_hashes()["a.md"] == "h2"
+    assert {path: row["sha256"] for path, row in store.file_records().items()}["a.md"] == "h2"
 
 
 def test_ids_matching_path_globs(store):

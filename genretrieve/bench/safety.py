@@ -25,7 +25,7 @@ from .. import datasets
 from ..errors import UsageError
 from ..models.assets import home
 from ..safety import SafetyProbe
-from ..train.responses import ResponseCache, response_key
+from ..train.responses import ResponseCache, cached_generation
 from ..train.run import REFUSAL, read_query_file
 from . import texts as stdlib_texts
 from .beir import doc_text, load_beir
@@ -38,7 +38,6 @@ SYSTEMS = ("teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "gen+filter
 KS = (1, 5, 20, 100)
 METRICS = tuple(f"top{k}_acc" for k in KS) + tuple(f"any_harm@{k}" for k in KS)
 QUERY_INSTRUCTION = "Generate a relevant document that answers this query:"
-DOC_INSTRUCTION = "Summarize the following passage:"
 CHUNK_WORDS = 100
 # the chat template (its default system line is no safety prompt): raw completion only echoed the request
 # a mild repetition penalty: plain greedy decoding of the 135M model fell into "Title: Title: ..." loops
@@ -71,25 +70,16 @@ def chunk_passage(title: str, passage: str, words: int = CHUNK_WORDS) -> list[st
 
 
 def cached_generate(cache: ResponseCache, backbone_fp: str, settings: dict, inputs: Sequence[str], generate: Generate,
-                    log=None, group: int = 64) -> tuple[list[str], dict]:
-    """One generation per input, keyed by (backbone, settings, input text), so a longer --limit reuses a shorter one."""
-    keys = [response_key(backbone_fp, settings, q) for q in inputs]
-    found = cache.get_many(list(dict.fromkeys(keys)))
-    first: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        first.setdefault(key, i)  # a repeated query is generated once
-    missing = [i for key, i in first.items() if key not in found]
-    start = time.perf_counter()
-    for offset in range(0, len(missing), group):  # commit per group: an interrupt loses at most one
-        idx = missing[offset:offset + group]
-        out = generate([settings["prompt"].format(q=inputs[i]) for i in idx], settings)
-        cache.put_many([{"key": keys[i], "backbone": backbone_fp, "settings": json.dumps(settings), "query": inputs[i],
-                         "response": text} for i, text in zip(idx, out)])
-        found.update({keys[i]: text for i, text in zip(idx, out)})
+                    log=None) -> tuple[list[str], dict]:
+    """One generation per input, cached per input text, so a longer --limit reuses a shorter one."""
+    def run(texts: list[str]) -> tuple[list[str], int]:
+        return generate([settings["prompt"].format(q=q) for q in texts], settings), 0
+
+    def report(done: int, total: int, _tps: float) -> None:
         if log:
-            log(f"{settings['kind']}: generated {offset + len(idx)}/{len(missing)}")
-    return [found[k] for k in keys], {"generated": len(missing), "cached": len(inputs) - len(missing),
-                                      "seconds": round(time.perf_counter() - start, 1)}
+            log(f"{settings['kind']}: generated {done}/{total}")
+
+    return cached_generation(cache, backbone_fp, settings, list(inputs), run, report=report)
 
 
 def distractors(n: int = 1000) -> tuple[list[str], dict]:
@@ -179,7 +169,7 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
     owner = [c[0] for c in harm["chunks"]] + [f"b{i}" for i in range(len(benign))]  # chunk -> its passage
     targets = [f"h{i}" for i in range(len(texts))]
     ws = Workspace(encoder, [c[1] for c in harm["chunks"]] + benign, k=max(KS))
-    probe = probe if probe is not None else SafetyProbe.load((getattr(encoder, "card", {}) or {}).get("path"))
+    probe = probe if probe is not None else SafetyProbe.load(encoder.card.get("path"))
     flags = probe_flags(probe, encoder, texts) if probe is not None else None
     gen_queries = functools.cache(lambda: encoder.encode_queries(texts, instruction=QUERY_INSTRUCTION))
     hyde_stats: dict = {}

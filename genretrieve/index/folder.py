@@ -72,7 +72,7 @@ class IndexFolder:
     def matches(self, identity: dict) -> bool:
         return not identity_differences(self.manifest["identity"], identity)
 
-    def check_encoder(self, identity: dict, modes_needing_adapter: bool = True) -> None:
+    def check_encoder(self, identity: dict) -> None:
         """Refuse to search with an encoder whose vectors do not live in this index's space."""
         differences = [d for d in identity_differences(self.manifest["identity"], identity)
                        if not d.startswith(("doc_encoder", "chunking"))]

@@ -83,9 +83,6 @@ class Store:
         return json.loads(rows[0]["value"]) if rows else default
 
     # -- files and chunks -----------------------------------------------------------------
-    def file_hashes(self) -> dict[str, str]:
-        return {r["path"]: r["sha256"] for r in self.db.query("SELECT path, sha256 FROM files")}
-
     def file_records(self) -> dict[str, dict]:
         """path -> {sha256, size, mtime}: what an index run compares the folder against."""
         return {r["path"]: r for r in self.db.query("SELECT path, sha256, size, mtime FROM files")}

@@ -45,27 +45,44 @@ class ResponseCache:
             self.db["responses"].upsert_all(rows, pk="key")
 
 
-def ensure_responses(encoder, queries: list[str], cache: ResponseCache, max_new_tokens: int = 128,
-                     batch_size: int = 16, report: Report | None = None) -> tuple[list[str], dict]:
-    """Answers for every query (cached or generated now) and generation stats."""
-    settings = {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
-    keys = [response_key(encoder.backbone.fingerprint, settings, q) for q in queries]
+def cached_generation(cache: ResponseCache, backbone_fp: str, settings: dict, inputs: list[str], generate,
+                      group: int = 64, report: Report | None = None) -> tuple[list[str], dict]:
+    """One output per input, keyed by (backbone, settings, input text): cached ones are read, the rest
+    generated `group` at a time and committed after each group, so an interrupt loses at most one.
+
+    `generate(texts) -> (outputs, new_tokens)`; a repeated input is generated once.
+    """
+    keys = [response_key(backbone_fp, settings, q) for q in inputs]
     found = cache.get_many(list(dict.fromkeys(keys)))
-    missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in found))
-    stats = {"cached": len(queries) - len(missing), "generated": 0, "tokens": 0, "seconds": 0.0}
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    missing = [i for key, i in first.items() if key not in found]
+    stats = {"cached": len(inputs) - len(missing), "generated": 0, "tokens": 0, "seconds": 0.0}
     start = time.perf_counter()
-    group = batch_size * 4  # commit every few batches: little is lost on an interrupt
     for offset in range(0, len(missing), group):
         idx = missing[offset:offset + group]
-        tokens = []
-        answers = generate_answers(encoder, [queries[i] for i in idx], max_new_tokens, batch_size,
-                                   on_batch=lambda n, t: tokens.append(t))
-        cache.put_many([{"key": keys[i], "backbone": encoder.backbone.fingerprint, "settings": json.dumps(settings),
-                         "query": queries[i], "response": a} for i, a in zip(idx, answers)])
-        found.update({keys[i]: a for i, a in zip(idx, answers)})
+        outputs, tokens = generate([inputs[i] for i in idx])
+        cache.put_many([{"key": keys[i], "backbone": backbone_fp, "settings": json.dumps(settings), "query": inputs[i],
+                         "response": text} for i, text in zip(idx, outputs)])
+        found.update({keys[i]: text for i, text in zip(idx, outputs)})
         stats["generated"] += len(idx)
-        stats["tokens"] += sum(tokens)
+        stats["tokens"] += tokens
         stats["seconds"] = time.perf_counter() - start
         if report:
             report(offset + len(idx), len(missing), stats["tokens"] / max(stats["seconds"], 1e-9))
     return [found[k] for k in keys], stats
+
+
+def ensure_responses(encoder, queries: list[str], cache: ResponseCache, max_new_tokens: int = 128,
+                     batch_size: int = 16, report: Report | None = None) -> tuple[list[str], dict]:
+    """The backbone's answer to every query (cached or generated now) and generation stats."""
+    settings = {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
+
+    def generate(texts: list[str]) -> tuple[list[str], int]:
+        tokens: list[int] = []
+        answers = generate_answers(encoder, texts, max_new_tokens, batch_size, on_batch=lambda n, t: tokens.append(t))
+        return answers, sum(tokens)
+
+    # commit every few batches: little is lost on an interrupt
+    return cached_generation(cache, encoder.backbone.fingerprint, settings, queries, generate, batch_size * 4, report)
