@@ -43,7 +43,7 @@ class IndexConfig:
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     doc_encoder: str = "teacher"  # teacher | gen  (see README: measured choice)
-    kind: str = "auto"  # auto | flat | ivf | hnsw
+    kind: str = "auto"  # auto | flat | ivf | hnsw (in RAM) | ivf-sq8 | ivf-pq (on disk, see index/ondisk.py)
 
 
 @dataclass

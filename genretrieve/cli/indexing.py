@@ -16,7 +16,8 @@ from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
 def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
           index: Optional[Path] = IndexOpt,
           doc_encoder: Optional[str] = typer.Option(None, "--doc-encoder", help="teacher | gen: what embeds the chunks."),
-          kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw."),
+          kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw (in RAM), "
+                                             "ivf-sq8 | ivf-pq (on disk, memory-mapped: larger than RAM)."),
           rebuild: bool = typer.Option(False, "--rebuild", help="Build a fresh index, swapped in only when complete."),
           no_chunk: bool = typer.Option(False, "--no-chunk", help="One chunk per document (pre-chunked input)."),
           shard: Optional[str] = typer.Option(None, "--shard", help="I/N: index only shard I (0..N-1) of N into "
@@ -35,6 +36,7 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
       genretrieve index notes.jsonl --no-chunk --json
       genretrieve index ./docs --index indexes/docs --shard 0/4   (then: genretrieve merge indexes/docs)
       genretrieve index ./docs --engine ray --address auto --gpus-per-worker 1
+      genretrieve index ./docs --index indexes/big --kind ivf-sq8   (on disk: search mmaps the lists)
     """
     from ..config import load_config
     from ..errors import UsageError
@@ -80,12 +82,14 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
 @app.command()
 @handle_errors
 def merge(index: Path = typer.Argument(..., help="Index folder whose shards/ to merge."),
-          kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw "
-                                             "(default: the shards' config)."),
+          kind: Optional[str] = typer.Option(None, "--kind", help="FAISS index: auto | flat | ivf | hnsw | ivf-sq8 | "
+                                             "ivf-pq (default: the shards' config); on-disk kinds add one shard at a time."),
           json: bool = JsonOpt):
     """Check the shards in DIR/shards (same models, none missing, no overlap) and build one index at DIR.
 
-    Example: genretrieve merge indexes/docs  (after genretrieve index ./docs --index indexes/docs --shard I/N, I = 0..N-1)
+    Examples:
+      genretrieve merge indexes/docs  (after genretrieve index ./docs --index indexes/docs --shard I/N, I = 0..N-1)
+      genretrieve merge indexes/docs --kind ivf-sq8   (an on-disk index larger than RAM, one shard added at a time)
     """
     from ..index.merge import merge_shards
     from ..ui import progress
@@ -97,7 +101,7 @@ def merge(index: Path = typer.Argument(..., help="Index folder whose shards/ to 
     if json:
         return print_json(summary.to_dict())
     out.print(f"[bold]{index}[/bold]: merged {summary.shards} shards, {summary.files} files, {summary.chunks} chunks "
-              f"in {summary.seconds:.1f} s")
+              f"in {summary.seconds:.1f} s; vectors: {summary.vectors.get('kind')}")
     for failure in summary.files_failed:
         err.print(f"[yellow]skipped when its shard ran[/yellow] {escape(failure['path'])}: {escape(failure['error'])}", highlight=False)
 

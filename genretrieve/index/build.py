@@ -23,7 +23,7 @@ import numpy as np
 from ..config import Config, IndexConfig
 from ..errors import UsageError
 from .chunking import chunk_document, whole_document
-from .folder import MANIFEST, IndexFolder, index_identity
+from .folder import MANIFEST, IndexFolder, check_kind, index_identity
 from .readers import UnreadableFile, is_supported, iter_files, read_file
 from .shards import SHARDS, discard_staging, listing_fingerprint, mark_shard_complete, shard_dir, shard_of
 
@@ -131,6 +131,7 @@ def build_index(root: Path, index_dir: Path, encoder, config: Config, rebuild: b
         raise UsageError(f"{root} has no supported files (.txt .md .rst .html .htm .pdf .jsonl); nothing indexed")
 
     encode = document_encoder(encoder, config.index.doc_encoder)  # refuse before any folder is created
+    check_kind(config.index.kind)
     identity = index_identity(encoder, config, no_chunk)
     listing = None
     if shard:  # every shard lists the whole folder, so merge can check they all saw the same one

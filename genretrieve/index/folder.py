@@ -3,7 +3,8 @@
 The manifest pins everything that makes vectors comparable (backbone, teacher and adapter
 fingerprints, document encoder, chunking); an index is opened only by a matching encoder,
 otherwise the user is told to `--rebuild`. The FAISS files are a cache of the vectors in
-SQLite, stamped with the store's generation, and rebuilt when stale.
+SQLite, stamped with the store's generation, and rebuilt when stale: `vectors.faiss` +
+`vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the on-disk ones.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import numpy as np
 
 from .. import __version__
 from ..config import Config
-from ..errors import GenretrieveError, IncompatibleArtifact
+from ..errors import GenretrieveError, IncompatibleArtifact, UsageError
 from ..models.assets import atomic_write_text
+from .ondisk import ONDISK_KINDS, OnDiskIndex, build_ondisk, is_current, remove_stale
 from .store import Store
-from .vectors import VectorIndex
+from .vectors import KINDS, VectorIndex
 
 MANIFEST = "manifest.json"
 
@@ -87,22 +89,42 @@ class IndexFolder:
             self._store = Store(self.path / "meta.sqlite")
         return self._store
 
-    def write_vectors(self, kind: str = "auto") -> None:
-        """Derive the FAISS files from the vectors in SQLite and stamp them with the store's generation."""
-        ids, vectors = self.store.all_vectors()
-        index = VectorIndex(self.manifest["identity"]["dim"], kind=kind)
-        if len(ids):
-            index.add(ids, vectors.astype(np.float32))
-        index.save(self.path)
-        self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.manifest["vectors"] = {"generation": self.store.generation(), "count": len(ids), "kind": kind}
-        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+    def write_vectors(self, kind: str = "auto", blocks: list[np.ndarray] | None = None) -> None:
+        """Derive the FAISS files from the vectors in SQLite and stamp them with the store's generation.
 
-    def vector_index(self, gpu: bool | None = None) -> VectorIndex:
+        On-disk kinds (ondisk.py) read SQLite in blocks (`blocks`: chunk-id arrays, e.g. one per shard)."""
+        check_kind(kind)
+        dim, stamp = self.manifest["identity"]["dim"], {"generation": self.store.generation(), "kind": kind}
+        if kind in ONDISK_KINDS:
+            stamp["ondisk"] = build_ondisk(self.path, self.store, dim, kind, blocks)
+            stamp["count"] = stamp["ondisk"]["count"]
+        else:
+            ids, vectors = self.store.all_vectors()
+            index = VectorIndex(dim, kind=kind)
+            if len(ids):
+                index.add(ids, vectors.astype(np.float32))
+            index.save(self.path)
+            stamp["count"] = len(ids)
+        self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.manifest["vectors"] = stamp
+        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+        # the other kind's files would only waste disk (and, loaded, RAM): drop them once the manifest is written
+        remove_stale(self.path, stamp.get("ondisk"))
+        if "ondisk" in stamp:
+            for name in ("vectors.faiss", "vectors.npz"):
+                (self.path / name).unlink(missing_ok=True)
+
+    def vector_index(self, gpu: bool | None = None) -> VectorIndex | OnDiskIndex:
         stamp = self.manifest.get("vectors", {})
-        if stamp.get("generation") != self.store.generation() or not (self.path / "vectors.npz").exists():
+        kind = stamp.get("kind", "auto")
+        present = is_current(self.path, stamp.get("ondisk")) if kind in ONDISK_KINDS \
+            else (self.path / "vectors.npz").exists()
+        if stamp.get("generation") != self.store.generation() or not present:
             # an index run was interrupted after committing rows but before writing FAISS: derive it now
-            self.write_vectors(stamp.get("kind", "auto"))
+            self.write_vectors(kind)
+            stamp = self.manifest["vectors"]
+        if kind in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
+            return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], stamp["ondisk"]["nprobe"])
         return VectorIndex.load(self.path, gpu=gpu)
 
     def describe(self) -> dict:
@@ -117,6 +139,12 @@ class IndexFolder:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def check_kind(kind: str) -> None:
+    """Refuse an unknown index kind before anything is written."""
+    if kind not in KINDS + ONDISK_KINDS:
+        raise UsageError(f"--kind must be one of {' | '.join(KINDS + ONDISK_KINDS)}, not {kind!r}")
 
 
 def library_versions() -> dict:

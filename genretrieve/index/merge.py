@@ -3,7 +3,8 @@
 Files are inserted in the order a single-process build walks the folder (iter_files: sorted by
 path components) and each file's chunks in their order, so the AUTOINCREMENT chunk ids, the
 float16 vectors (copied, never re-encoded) and hence search results equal a fresh one-process
-index of the same folder. The merged index is written beside DIR and swapped in only when
+index of the same folder. With an on-disk kind each shard's vectors are one block added to the
+shared trained quantizer (ondisk.py). The merged index is written beside DIR and swapped in only when
 complete; the shards stay, so a shard can be re-run incrementally and merged again.
 Concession: every merge rewrites the whole index (no encoding, but all rows are copied).
 """
@@ -19,8 +20,9 @@ import numpy as np
 from ..config import Config, _overlay
 from ..models.assets import atomic_write_text
 from .build import Report, swap_in
-from .folder import MANIFEST, IndexFolder
-from .shards import check_shards, discard_staging
+from .folder import MANIFEST, IndexFolder, check_kind
+from .ondisk import ONDISK_KINDS
+from .shards import check_shards, discard_staging, shard_of
 
 _COPIED = ("chunk_hash", "text", "start_char", "end_char", "start_line", "end_line", "page", "heading")
 
@@ -31,6 +33,7 @@ class MergeSummary:
     files: int = 0
     chunks: int = 0
     files_failed: list[dict] = field(default_factory=list)  # as reported by the shard runs
+    vectors: dict = field(default_factory=dict)  # the manifest's stamp: kind, count (+ on-disk build figures)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -41,6 +44,8 @@ def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None
     start = time.perf_counter()
     index_dir = Path(index_dir)
     report = report or (lambda stage, done, total: None)
+    if kind:
+        check_kind(kind)
     shards = check_shards(index_dir)  # refuses, naming every problem, before anything is written
     first = shards[0].manifest
     config = Config()
@@ -67,7 +72,10 @@ def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None
         summary.files = len(order)
         summary.files_failed = [f for shard in shards for f in shard.manifest["shard"].get("failed", [])]
         report("writing vectors", 0, 1)
-        folder.write_vectors(config.index.kind)
+        # on-disk kinds add one shard's vectors at a time to the trained index (ondisk.py)
+        blocks = shard_blocks(store, len(shards)) if config.index.kind in ONDISK_KINDS else None
+        folder.write_vectors(config.index.kind, blocks)
+        summary.vectors = folder.manifest["vectors"]
         folder.manifest["merged"] = {"shards": len(shards), "listing": first["shard"]["listing"]}
         atomic_write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
     finally:
@@ -77,6 +85,14 @@ def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None
     swap_in(staging, index_dir)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def shard_blocks(store, count: int) -> list[np.ndarray]:
+    """The merged index's chunk ids grouped by the shard their file came from."""
+    rows = store.db.execute("SELECT id, path FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
+    shard = np.fromiter((shard_of(path, count) for _, path in rows), np.int64, count=len(rows))
+    ids = np.fromiter((i for i, _ in rows), np.int64, count=len(rows))
+    return [ids[shard == s] for s in range(count)]
 
 
 def _chunk(row: dict) -> dict:

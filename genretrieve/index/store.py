@@ -117,6 +117,25 @@ class Store:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, np.stack([np.frombuffer(r[1], dtype=np.float16) for r in rows])
 
+    def vector_ids(self) -> np.ndarray:
+        """Ids of the chunks that carry a vector, in id order (8 bytes each: the vectors stay on disk)."""
+        rows = self.db.execute("SELECT id FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_of(self, ids: np.ndarray, dim: int, batch: int = 50_000) -> np.ndarray:
+        """float16 vectors of these chunk ids, in the given order (ids without a vector are an error)."""
+        ids = np.asarray(ids, np.int64)
+        out = np.empty((len(ids), dim), np.float16)
+        for start in range(0, len(ids), batch):
+            part = ids[start:start + batch]
+            found = dict(self.db.execute(
+                "SELECT id, vector FROM chunks WHERE vector IS NOT NULL AND id IN (SELECT value FROM json_each(?))",
+                [json.dumps(part.tolist())]).fetchall())
+            if len(found) != len(part):
+                raise KeyError(f"{len(part) - len(found)} chunk ids have no stored vector")
+            out[start:start + len(part)] = np.stack([np.frombuffer(found[i], np.float16) for i in part.tolist()])
+        return out
+
     def chunk_ids_for(self, path: str) -> list[int]:
         return [r["id"] for r in
                 self.db.query("SELECT id FROM chunks WHERE path = ? ORDER BY id", [path])]

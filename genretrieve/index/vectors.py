@@ -186,17 +186,8 @@ class VectorIndex:
         return _pad(scores, ids, k)
 
     def _exact(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        best_s, best_i = np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
-        for start in range(0, len(rows), _BLOCK):
-            r = rows[start:start + _BLOCK]
-            s = np.hstack([best_s, q @ self._vecs[r].astype(np.float32).T])
-            i = np.hstack([best_i, np.broadcast_to(self._ids[r], (len(q), len(r)))])
-            if s.shape[1] > k:  # keep only the running top k
-                top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-                s, i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
-            best_s, best_i = s, i
-        order = np.argsort(-best_s, axis=1, kind="stable")
-        return _pad(np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1), k)
+        blocks = ((self._ids[r], self._vecs[r]) for r in (rows[s:s + _BLOCK] for s in range(0, len(rows), _BLOCK)))
+        return exact_top_k(q, k, blocks)
 
     def save(self, folder: Path) -> None:
         """Write vectors.faiss then vectors.npz, each via a temp file and os.replace.
@@ -233,6 +224,20 @@ class VectorIndex:
                 self._index, self._built_kind = index, cfg["built_kind"]
                 self._trained_n = cfg["trained_n"]
         return self
+
+
+def exact_top_k(q: np.ndarray, k: int, blocks) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner products over (ids, vectors) blocks, keeping only a running top k (bounded memory)."""
+    best_s, best_i = np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
+    for ids, vecs in blocks:
+        s = np.hstack([best_s, q @ vecs.astype(np.float32).T])
+        i = np.hstack([best_i, np.broadcast_to(ids, (len(q), len(ids)))])
+        if s.shape[1] > k:  # keep only the running top k
+            top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            s, i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
+        best_s, best_i = s, i
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return _pad(np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1), k)
 
 
 def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
