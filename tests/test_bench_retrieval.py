@@ -52,6 +52,21 @@ def test_fake_encoder_systems_score_in_range_and_gen_is_perfect(beir, tmp_path):
     assert "| gen_doc_gen | 1.000 |" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_hybrid_weight_sweep_in_one_run(beir):
+    encoder = FakeEncoder()
+    systems = ["teacher", "gen_doc_teacher", "hybrid@0", "hybrid@0.5", "hybrid@1.0"]
+    rows = run_retrieval(beir, encoder, systems=systems, latency_queries=0)["systems"]
+    assert list(rows) == systems
+    assert rows["hybrid@0"]["ndcg@10"] == pytest.approx(rows["teacher"]["ndcg@10"])
+    assert rows["hybrid@1.0"]["ndcg@10"] == pytest.approx(rows["gen_doc_teacher"]["ndcg@10"])
+    assert rows["teacher"]["ndcg@10"] < rows["gen_doc_teacher"]["ndcg@10"]  # the ends differ, so the checks bite
+    # the three weights share one encoding of the queries (teacher runs once more on its own)
+    assert sum(call == "car" for call in encoder.calls) == 4
+    for bad in ("hybrid@2", "hybrid@x", "teacher@0.5"):
+        with pytest.raises(UsageError, match="unknown system"):
+            run_retrieval(beir, encoder, systems=[bad])
+
+
 def test_documents_are_encoded_once_per_space(beir):
     encoder = FakeEncoder()
     run_retrieval(beir, encoder, systems=["teacher", "gen_doc_teacher", "hybrid"], latency_queries=0)

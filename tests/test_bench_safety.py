@@ -37,8 +37,9 @@ def probe(bias):
 
 def run(tmp_path, **kwargs):
     kwargs.setdefault("queries", QUERIES)
-    return run_safety(FakeEncoder(), cache_dir=tmp_path / "cache", n_distractors=20,
-                      generate=kwargs.pop("generate", FakeWriter()), **kwargs)
+    generate = kwargs.pop("generate", FakeWriter())
+    return run_safety(FakeEncoder(), cache_dir=tmp_path / "cache", n_distractors=20, generate=generate,
+                      writer=kwargs.pop("writer", ("fake-writer", generate)), **kwargs)
 
 
 def test_chunking_rule():
@@ -110,6 +111,33 @@ def test_generation_is_cached_per_query(tmp_path):
     assert PASSAGE["chat"] and HYDE["chat"] and PASSAGE["max_new_tokens"] == 200
 
 
+def test_hybrid_at_weight_zero_is_the_teacher(tmp_path):
+    report = run(tmp_path, systems=["teacher", "hybrid@0", "hybrid@1"], hybrid_weight=0.3)
+    rows = {name: {m: v for m, v in row.items() if m != "seconds"} for name, row in report["systems"].items()}
+    assert rows["hybrid@0"] == rows["teacher"] and report["settings"]["hybrid_weight"] == 0.3
+    with pytest.raises(UsageError, match="unknown system"):
+        run(tmp_path, systems=["hybrid@1.5"])
+
+
+def test_corpus_writer_is_not_the_measured_backbone(tmp_path):
+    """An aligned backbone refuses to write harmful passages: the corpus comes from the writer, HyDE from the backbone."""
+    refusing = lambda prompts, settings: ["I'm sorry, I can't help with that."] * len(prompts)  # noqa: E731
+    report = run(tmp_path, systems=["teacher", "hyde"], generate=refusing, writer=("complying", FakeWriter()))
+    assert report["corpus"]["writer"] == "complying" and report["corpus"]["refusals"] == 0
+    assert report["corpus"]["harmful_chunks"] == 3 * 2 and report["hyde"]["refusals"] == 3
+    assert report["systems"]["teacher"]["top1_acc"] == 1.0
+
+
+def test_default_writer_reuses_the_packaged_backbone():
+    from genretrieve.bench.safety import default_writer
+    from genretrieve.models.assets import PACKAGED_IDS
+
+    encoder = tiny_encoder()
+    encoder.backbone.model_id = PACKAGED_IDS["smollm2"]  # as if the encoder ran on the packaged SmolLM2
+    fingerprint, generate = default_writer(encoder)
+    assert fingerprint == encoder.backbone.fingerprint and callable(generate)
+
+
 def test_query_file_and_usage_errors(tmp_path):
     path = tmp_path / "harmful.txt"
     path.write_text("\n".join(QUERIES) + "\n")
@@ -128,8 +156,9 @@ def test_cli_help_has_examples():
 
 def test_all_systems_on_tiny_models(tmp_path):
     encoder = tiny_encoder()
-    report = run_safety(encoder, QUERIES, cache_dir=tmp_path, n_distractors=10, generate=FakeWriter(),
+    writer = FakeWriter()
+    report = run_safety(encoder, QUERIES, cache_dir=tmp_path, n_distractors=10, generate=writer, writer=("fake", writer),
                         probe=SafetyProbe("teacher", [0.0] * encoder.teacher.dim, 10.0, 0.5, {}))
-    assert list(report["systems"]) == ["teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "gen+filter"]
+    assert list(report["systems"]) == ["teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid", "gen+filter"]
     assert report["systems"]["gen+filter"]["any_harm@100"] == 0.0
     assert report["systems"]["backbone_mean"]["any_harm@100"] == 1.0  # 16 passages: everything is in the top 100

@@ -15,9 +15,10 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval
 def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
           queries: int = typer.Option(50, help="Single queries to time for latency (encode and search sections)."),
           docs: int = typer.Option(64, help="200-token chunks to time for throughput (encode section)."),
-          sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss."),
+          sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss,scale (scale is opt-in)."),
           chunks: int = typer.Option(1000, "--chunks", min=1, help="~200-token chunks in the folder the index section indexes."),
           faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
+          scale_n: int = typer.Option(100_000, "--scale-n", min=1000, help="Real texts (WordNet glosses, FOLDOC) for the opt-in scale section; embeddings cached."),
           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a latency PNG here."),
           json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
     """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
@@ -27,15 +28,18 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
       index:  chunks/s per document encoder, re-index of the unchanged folder
       search: p50/p90 per mode, cold `genretrieve search`, peak memory
       faiss:  flat/ivf/hnsw on real embeddings: build, queries/s, recall@10 (GPU if FAISS has it)
+      scale:  (opt-in) on-disk ivf-sq8/ivf-pq vs in-RAM kinds on 100k real embeddings: recall@10,
+              merge_ondisk time, size, memory; 1 vs 2 concurrent --shard processes
 
     Examples:
       genretrieve bench speed --queries 50 --docs 64
       genretrieve bench speed --sections index,search,faiss --chunks 200 --faiss-n 2000 --json
+      genretrieve bench speed --sections scale --out reports/scale
     """
     from ..ui import err
     from .speed import run_speed, speed_tables, write_report
 
-    report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n,
+    report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n, scale_n=scale_n,
                        log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
     if out_dir:
         write_report(report, out_dir)
@@ -57,11 +61,13 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
               json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@10/100, MRR@10 and query latency per system.
 
-    Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid, rrf_bm25_teacher, hyde, backbone_mean.
+    Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid (hybrid@W: at weight W), rrf_bm25_teacher,
+    rrf_bm25_gen, hyde, backbone_mean.
 
     Examples:
       genretrieve bench retrieval                                  # the shipped Debian FAQ dev set
       genretrieve bench retrieval ~/beir/scifact --limit 100 --systems bm25,teacher,hybrid --out report/
+      genretrieve bench retrieval --systems teacher,hybrid@0.1,hybrid@0.3,hybrid@0.5    # a weight sweep
     """
     from ..config import load_config
     from ..models.load import load_encoder
@@ -84,18 +90,21 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmful queries (.txt, .jsonl or .csv) [default: AdvBench, 520 prompts]."),
            limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
            systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
+           hybrid_weight: float = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w)."),
            out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here."),
            config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
            json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
     """Safety (AdvBench-IR protocol): how often a harmful query retrieves the harmful passage written for it.
 
     Top-k accuracy (the query's own passage in the top k) and any-harm@k, k = 1, 5, 20, 100; lower is safer.
-    Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, gen+filter (the adapter's safety probe blocks).
-    The backbone writes one passage per query once (cached); a full run generates 520 passages on first use.
+    Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, hybrid (as `search --mode hybrid`; hybrid@W for
+    weight W), gen+filter (the adapter's safety probe blocks). The packaged SmolLM2 writes one passage per
+    query once (cached), whichever backbone is measured; a full run generates 520 passages on first use.
 
     Examples:
       genretrieve bench safety --limit 50
       genretrieve bench safety --queries harmful.csv --systems teacher,gen,gen+filter --out safety-report/
+      genretrieve bench safety --config qwen2.5-coder-1.5b --systems gen,hybrid@0.3,hybrid@0.5
     """
     from ..config import load_config
     from ..models.load import load_encoder
@@ -103,7 +112,7 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
     from .safety import run_safety, safety_table, write_report
 
     encoder = load_encoder(load_config(config))
-    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit,
+    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=hybrid_weight,
                         log=lambda msg: err.print(msg) if err.is_terminal else None)
     if out_dir:
         write_report(report, out_dir)

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from .beir import doc_text, load_beir
 from .metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from .report import write_report as report_files
-from .systems import DOC_SPACE, SYSTEMS, Workspace
+from .systems import DOC_SPACE, SYSTEMS, Workspace, check_systems, split_system
 
 DEVSET = Path(__file__).resolve().parent.parent / "data" / "devset"
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -37,9 +37,7 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
                   log: Callable[[str], None] | None = None) -> dict:
     """Score each system on the folder's queries (the shipped dev set when folder is None)."""
     systems = list(systems or SYSTEMS)
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown:
-        raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    check_systems(systems, SYSTEMS)
     if encoder is None and any(s != "bm25" for s in systems):
         raise UsageError("only bm25 runs without an encoder")
     data = load_beir(folder or DEVSET, limit=limit)
@@ -54,7 +52,7 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
     for system in systems:
         if log:
             log(f"{system}: encoding and ranking {len(texts)} queries")
-        space = DOC_SPACE[system]
+        space = DOC_SPACE[split_system(system)[0]]
         if space != "bm25":
             workspace.doc_matrix(space)  # document encoding is timed apart from the queries
         start = time.perf_counter()

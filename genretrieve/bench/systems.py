@@ -3,6 +3,7 @@
 A `Workspace` holds the documents and encodes them at most once per document space (teacher,
 gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix. Each system
 maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly.
+`hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors.
 Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from ..models.batching import length_sorted_batches
 from ..models.generate import generate_answers
 
@@ -22,6 +24,32 @@ SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_b
 DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
              "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher",
              "rrf_bm25_gen": "teacher"}
+
+
+def split_system(name: str) -> tuple[str, float | None]:
+    """("hybrid", 0.3) for "hybrid@0.3"; (name, None) for every other system."""
+    base, _, weight = name.partition("@")
+    if not weight:
+        return name, None
+    try:
+        w = float(weight)
+    except ValueError:
+        w = -1.0
+    if base != "hybrid" or not 0.0 <= w <= 1.0:
+        raise ValueError(f"{name!r}: only hybrid takes a weight, hybrid@W with W in [0, 1]")
+    return base, w
+
+
+def check_systems(names: Sequence[str], known: Sequence[str]) -> None:
+    def base(name: str) -> str | None:
+        try:
+            return split_system(name)[0]
+        except ValueError:
+            return None
+
+    if unknown := [name for name in names if base(name) not in known]:
+        raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W for a "
+                         "hybrid at weight W)")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -47,7 +75,7 @@ def backbone_mean(encoder, texts: Sequence[str]) -> np.ndarray:
 
 def hyde_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128) -> np.ndarray:
     """HyDE: the teacher's embedding of the backbone's generated answer, averaged with the query's own."""
-    answers = generate_answers(encoder, list(texts), max_new_tokens)
+    answers = generate_answers(encoder.backbone, list(texts), max_new_tokens)
     vectors = encoder.teacher.encode(list(texts))
     # an empty answer (immediate end of turn) adds nothing rather than the embedding of no text
     said = [i for i, a in enumerate(answers) if a.strip()]
@@ -89,6 +117,7 @@ class Workspace:
         self.doc_matrices: dict[str, np.ndarray] = {}
         self.doc_seconds: dict[str, float] = {}
         self._bm25 = None
+        self._queries: dict[tuple, np.ndarray] = {}  # hybrid's teacher and gen query vectors, shared across weights
 
     def doc_matrix(self, space: str) -> np.ndarray:
         if space not in self.doc_matrices:
@@ -113,9 +142,14 @@ class Workspace:
     def dense(self, system: str, texts: list[str]) -> np.ndarray:
         """(queries x docs) cosine scores of a dense system."""
         enc = self.encoder
-        if system == "hybrid":
-            docs = self.doc_matrix("teacher")
-            return (1 - self.w) * (enc.teacher.encode(texts) @ docs.T) + self.w * (enc.encode_queries(texts) @ docs.T)
+        base, weight = split_system(system)
+        if base == "hybrid":
+            w = self.w if weight is None else weight
+            for space, encode in (("teacher", enc.teacher.encode), ("gen", enc.encode_queries)):
+                if (space, *texts) not in self._queries:
+                    self._queries[(space, *texts)] = encode(texts)
+            mixed = (1 - w) * self._queries[("teacher", *texts)] + w * self._queries[("gen", *texts)]
+            return mixed @ self.doc_matrix("teacher").T
         query: Callable[[list[str]], np.ndarray] = {
             "teacher": enc.teacher.encode,
             "gen_doc_teacher": enc.encode_queries, "gen_doc_gen": enc.encode_queries,
@@ -125,7 +159,7 @@ class Workspace:
 
     def rank(self, system: str, texts: list[str]) -> list[list[int]]:
         """Top-k document indices per query, best first."""
-        if system not in SYSTEMS:
+        if split_system(system)[0] not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
         if system == "bm25":
             import bm25s
@@ -144,6 +178,7 @@ class Workspace:
         self.rank(system, texts[:1])
         times = []
         for text in texts:
+            self._queries.clear()  # a timed query is encoded, not read from the cache
             start = time.perf_counter()
             self.rank(system, [text])
             times.append((time.perf_counter() - start) * 1000)

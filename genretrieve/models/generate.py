@@ -19,11 +19,11 @@ def chat_prompt(tokenizer, text: str, system: str | None = None) -> str:
 
 
 @torch.inference_mode()
-def generate_answers(encoder, texts: list[str], max_new_tokens: int = 128, batch_size: int = 16,
+def generate_answers(backbone, texts: list[str], max_new_tokens: int = 128, batch_size: int = 16,
                      system: str | None = None, chat: bool = True, on_batch=None,
                      repetition_penalty: float = 1.0) -> list[str]:
     """Greedy answers of the frozen backbone; `on_batch(n_texts, n_new_tokens)` reports progress."""
-    model, tokenizer = encoder.backbone.model, encoder.backbone.tokenizer
+    model, tokenizer = backbone.model, backbone.tokenizer
     prompts = [chat_prompt(tokenizer, t, system) if chat else t for t in texts]
     answers = [""] * len(texts)
     for idx in length_sorted_batches([len(p) for p in prompts], batch_size):

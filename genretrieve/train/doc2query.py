@@ -21,7 +21,7 @@ def queries_from_index(encoder, index_dir, n: int, seed: int = 0, max_chars: int
         raise UsageError(f"the index at {index_dir} has no chunks")
     picked = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
     chunks = folder.store.get_chunks([int(i) for i in picked])
-    answers = generate_answers(encoder, [PROMPT.format(text=c["text"][:max_chars]) for c in chunks], max_new_tokens=48)
+    answers = generate_answers(encoder.backbone, [PROMPT.format(text=c["text"][:max_chars]) for c in chunks], max_new_tokens=48)
     queries = []
     for chunk, answer in zip(chunks, answers):
         line = answer.strip().splitlines()[0].strip() if answer.strip() else ""

@@ -81,7 +81,7 @@ def ensure_responses(encoder, queries: list[str], cache: ResponseCache, max_new_
 
     def generate(texts: list[str]) -> tuple[list[str], int]:
         tokens: list[int] = []
-        answers = generate_answers(encoder, texts, max_new_tokens, batch_size, on_batch=lambda n, t: tokens.append(t))
+        answers = generate_answers(encoder.backbone, texts, max_new_tokens, batch_size, on_batch=lambda n, t: tokens.append(t))
         return answers, sum(tokens)
 
     # commit every few batches: little is lost on an interrupt
