@@ -72,13 +72,14 @@ def first_load_seconds() -> float:
                 os.environ["GENRETRIEVE_HOME"] = previous
 
 
-SECTIONS = ("encode", "index", "search", "faiss")
+SECTIONS = ("encode", "index", "search", "faiss", "scale")
+DEFAULT_SECTIONS = SECTIONS[:4]  # scale is opt-in: its first run encodes 100k texts
 
 
 def parse_sections(sections) -> list[str]:
     from ..errors import UsageError
 
-    chosen = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections or SECTIONS)]
+    chosen = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections or DEFAULT_SECTIONS)]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown or not chosen:
         raise UsageError(f"--sections takes a comma-separated subset of {','.join(SECTIONS)}, not {sections!r}")
@@ -86,7 +87,8 @@ def parse_sections(sections) -> list[str]:
 
 
 def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = True, sections=None,
-              n_chunks: int = 1000, faiss_n: int = 20_000, faiss_queries: int = 1000, log=None) -> dict:
+              n_chunks: int = 1000, faiss_n: int = 20_000, faiss_queries: int = 1000, scale_n: int = 100_000,
+              log=None) -> dict:
     quiet_transformers()
     sections = parse_sections(sections)
     base = load_config(config)
@@ -98,32 +100,37 @@ def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = T
     if rest:
         encoder = load_encoder(base)
         report.update(run_sections(encoder, base, rest, n_chunks=n_chunks, n_queries=n_queries, faiss_n=faiss_n,
-                                   faiss_queries=faiss_queries, config_arg=config, log=log))
+                                   faiss_queries=faiss_queries, config_arg=config, scale_n=scale_n, log=log))
     return report
 
 
 def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int = 50, faiss_n: int = 20_000,
                  faiss_queries: int = 1000, config_arg=None, cold_runs: int = 3, cold_args: tuple = (),
-                 log=None) -> dict:
-    """The index, search and faiss sections on one encoder, in a temp folder removed afterwards."""
+                 scale_n: int = 100_000, log=None) -> dict:
+    """The index, search, faiss and scale sections on one encoder, in temp folders removed afterwards."""
     from ..index.build import build_index
     from .speed_index import faiss_section, index_section, search_section, write_corpus
 
     log = log or (lambda msg: None)
     report = {}
-    with tempfile.TemporaryDirectory(prefix="genretrieve-speed-") as tmp:
-        work = Path(tmp)
-        index_dir = work / f"index-{cfg.index.doc_encoder}"
-        if "index" in sections:
-            report["index"], texts = index_section(encoder, cfg, work, n_chunks, log)
-        else:
-            texts, _ = write_corpus(work / "docs", n_chunks, encoder.backbone.tokenizer, cfg)
+    if {"index", "search", "faiss"} & set(sections):  # they share one folder of chunks
+        with tempfile.TemporaryDirectory(prefix="genretrieve-speed-") as tmp:
+            work = Path(tmp)
+            index_dir = work / f"index-{cfg.index.doc_encoder}"
+            if "index" in sections:
+                report["index"], texts = index_section(encoder, cfg, work, n_chunks, log)
+            else:
+                texts, _ = write_corpus(work / "docs", n_chunks, encoder.backbone.tokenizer, cfg)
+                if "search" in sections:
+                    build_index(work / "docs", index_dir, encoder, cfg)
             if "search" in sections:
-                build_index(work / "docs", index_dir, encoder, cfg)
-        if "search" in sections:
-            report["search"] = search_section(encoder, cfg, index_dir, n_queries, config_arg, cold_runs, cold_args, log)
-        if "faiss" in sections:
-            report["faiss"] = faiss_section(encoder, cfg, texts, faiss_n, faiss_queries, log)
+                report["search"] = search_section(encoder, cfg, index_dir, n_queries, config_arg, cold_runs, cold_args, log)
+            if "faiss" in sections:
+                report["faiss"] = faiss_section(encoder, cfg, texts, faiss_n, faiss_queries, log)
+    if "scale" in sections:
+        from .speed_scale import scale_section
+
+        report["scale"] = scale_section(encoder, cfg, n=scale_n, config_arg=config_arg, log=log)
     return report
 
 
@@ -232,6 +239,10 @@ def speed_tables(report: dict) -> list:
                              f"{params}; MiB = saved FAISS file. Corpus: {c['from_index_section']} index-section "
                              f"chunks + {c['words_per_passage']}-word windows every {c['stride_words']} words "
                              f"({sources}); teacher {c['teacher_passages_per_s']:.0f} passages/s. GPU: {r['gpu']}"))
+    if "scale" in report:
+        from .speed_scale import scale_tables
+
+        tables += scale_tables(report["scale"], _table)
     return tables
 
 
