@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import Config, load_config
 from ..index.folder import IndexFolder
-from ..index.ondisk import ONDISK_KINDS
+from ..index.ondisk import ONDISK_KINDS, OnDiskIndex
 from ..index.vectors import VectorIndex, exact_top_k, ivf_params, recall_at_k
 from ..models.assets import home
 
@@ -157,9 +157,16 @@ def index_kinds(vectors: np.ndarray, texts: list[str], qvecs: np.ndarray, work: 
         index = folder.vector_index()
         rows[f"{kind} (on disk)"] = {
             "build_s": builds[str(blocks[0])]["build_s"], "builds": builds, "code_bytes": info["code_bytes"],
-            "train_n": info["train_n"], "recall_at_10": recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
+            "train_n": info["train_n"], "rerank": info["rerank"],
+            "recall_at_10": recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
             "p50_ms": p50_ms(index, qvecs, k), "bytes": info["bytes"],
             "memory": memory(kind, folder.path, work / "queries.npy", k)}
+        if info["rerank"] > 1:  # what the re-scoring from SQLite buys: the same index, ranked by its codes alone
+            codes = OnDiskIndex(folder.path, folder.store, vectors.shape[1], info["nprobe"], rerank=0)
+            rows[f"{kind} (on disk, codes only)"] = {
+                **{key: rows[f"{kind} (on disk)"][key] for key in ("build_s", "code_bytes", "bytes")},
+                "rerank": 0, "recall_at_10": recall_at_k(codes.search(qvecs, k)[1], exact_ids, k),
+                "p50_ms": p50_ms(codes, qvecs, k), "memory": {"skipped": "the same files as the row above"}}
     folder.close()
     return {"nlist": nlist, "nprobe": nprobe, "kinds": rows}
 
@@ -254,14 +261,16 @@ def scale_tables(r: dict, table) -> list:
                                      f"{m['load_delta_mib']:.0f} / {m['search_delta_mib']:.0f}")
     rows = [[kind, f"{row['recall_at_10']:.3f}", f"{row['p50_ms']:.2f}", f"{row['build_s']:.1f}",
              f"{row['bytes'] / 2**20:.1f}", mem(row["memory"])] for kind, row in r["kinds"].items()]
-    rate = f"{c['teacher_texts_per_s']:.0f} texts/s" if c["teacher_texts_per_s"] else "cached"
+    rate = f" ({c['teacher_texts_per_s']:.0f} texts/s)" if c["teacher_texts_per_s"] else ""
+    rerank = [f"{kind.split()[0]} re-scores {row['rerank']}x k candidates from SQLite"
+              for kind, row in r["kinds"].items() if row.get("rerank", 0) > 1]
     tables = [table(f"scale: {c['vectors']} real {c['teacher']} vectors (dim {c['dim']}), {c['queries']} held-out "
                     f"queries", ["index", f"recall@{r['k']}", "1-query p50 ms", "build s", "MiB on disk",
                                  "RSS MiB: load / +search"], rows,
                     f"recall against exact flat search; nlist={r['nlist']}, nprobe={r['nprobe']} for every IVF; "
                     f"RSS = a fresh process's growth after loading, and after all {c['queries']} queries "
-                    f"(mmapped pages it touched count). Texts: {c['sources']}; embeddings {c['embeddings']} "
-                    f"({rate}). GPU: {r['gpu']}")]
+                    f"(mmapped pages it touched count); {'; '.join(rerank) or 'no re-scoring'}. "
+                    f"Texts: {c['sources']}; embeddings {c['embeddings']}{rate}. GPU: {r['gpu']}")]
     rows = [[kind, b, f"{x['build_s']:.1f}", f"{x['train_s']:.1f}", f"{x['add_s']:.1f}", f"{x['merge_s']:.2f}"]
             for kind, row in r["kinds"].items() for b, x in row.get("builds", {}).items()]
     tables.append(table("scale: on-disk builds by number of blocks", ["kind", "blocks", "total s", "train s",

@@ -124,7 +124,8 @@ class IndexFolder:
             self.write_vectors(kind)
             stamp = self.manifest["vectors"]
         if kind in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
-            return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], stamp["ondisk"]["nprobe"])
+            info = stamp["ondisk"]
+            return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], info["nprobe"], info.get("rerank", 0))
         return VectorIndex.load(self.path, gpu=gpu)
 
     def describe(self) -> dict:

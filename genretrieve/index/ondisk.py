@@ -5,11 +5,12 @@ the code (SQ8 or PQ) are trained on a seeded sample, each block of vectors (one 
 `merge`) is added to a copy of the trained empty index and written to its own file, and FAISS's
 `merge_ondisk` joins the blocks' inverted lists into one `.ivfdata` file. Search opens the small
 index file and memory-maps the lists, so RAM holds the quantizer plus the pages the OS reads in.
-Why SQ8 by default: 1 byte per dimension (4x less than float32, 2x less than the float16 store)
+Why SQ8 comes first: 1 byte per dimension (4x less than float32, 2x less than the float16 store)
 rounds each coordinate to 1/255 of its range, which keeps MiniLM's recall close to IVF-Flat;
 PQ (d/8 bytes per vector, 48 for 384-d) is for when even that is too big, at a measured recall
-cost (README). Concessions: CPU only (a GPU would need the lists in its memory), no in-place
-updates (any change rebuilds from SQLite, like IVF retraining), scores are those of the codes.
+cost that re-scoring 10x k candidates with their exact vectors from SQLite mostly buys back
+(README). Concessions: CPU only (a GPU would need the lists in its memory), no in-place updates
+(any change rebuilds from SQLite, retraining included), SQ8 scores are those of the codes.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ ONDISK_KINDS = ("ivf-sq8", "ivf-pq")
 INDEX_FILE = "vectors.ondisk"   # quantizer, code parameters and list offsets; names its .ivfdata file
 TRAIN_PER_LIST = 50             # training sample: 50 vectors per list (FAISS asks for at least 39) ...
 TRAIN_MIN = 10_000              # ... and enough for PQ's 256-centroid codebooks
+RERANK = {"ivf-sq8": 0, "ivf-pq": 10}  # PQ: fetch 10x k candidates, re-score them exactly from SQLite's vectors
 BLOCK_ROWS = 200_000            # rows per block when no shards say otherwise (bounds the memory of a build)
 READ_ROWS = 50_000              # rows read from SQLite at a time
 
@@ -128,7 +130,7 @@ def build_ondisk(folder: Path, store, dim: int, kind: str, blocks: list[np.ndarr
     finally:
         shutil.rmtree(work, ignore_errors=True)
     merge_s = time.perf_counter() - start - train_s - add_s
-    return {"kind": kind, "count": n, "nlist": nlist, "nprobe": nprobe, "train_n": len(sample),
+    return {"kind": kind, "count": n, "nlist": nlist, "nprobe": nprobe, "rerank": RERANK[kind], "train_n": len(sample),
             "code_bytes": int(index.code_size), "blocks": len(blocks), "ivfdata": ivfdata,
             "bytes": sum((folder / name).stat().st_size for name in (INDEX_FILE, ivfdata) if name),
             "train_s": round(train_s, 3), "add_s": round(add_s, 3), "merge_s": round(merge_s, 3)}
@@ -152,8 +154,8 @@ def is_current(folder: Path, info: dict | None) -> bool:
 class OnDiskIndex:
     """Search an on-disk index: the same (scores, ids) contract as VectorIndex.search, on CPU."""
 
-    def __init__(self, folder: Path, store, dim: int, nprobe: int | None = None) -> None:
-        self.store, self.dim = store, int(dim)
+    def __init__(self, folder: Path, store, dim: int, nprobe: int | None = None, rerank: int = 0) -> None:
+        self.store, self.dim, self.rerank = store, int(dim), int(rerank)
         with quiet_faiss():  # IO_FLAG_ONDISK_SAME_DIR: the .ivfdata is found beside the index file, wherever it moved
             self.index = faiss.read_index(str(Path(folder) / INDEX_FILE), faiss.IO_FLAG_ONDISK_SAME_DIR)
         self.ivf = faiss.extract_index_ivf(self.index)
@@ -170,17 +172,31 @@ class OnDiskIndex:
         k = int(k)
         if k <= 0 or len(self) == 0:
             return exact_top_k(q, max(k, 0), [])
+        fetch = k * max(1, self.rerank)
         if allowed_ids is None:
-            return _by_score(*self.index.search(q, k), k)
+            return self._rescored(q, *self.index.search(q, fetch), k)
         allowed = np.unique(np.asarray(allowed_ids, np.int64))
         if len(allowed) <= EXACT_FILTER_MAX:  # a small set: brute force over its vectors, read from SQLite
             return self._exact(q, k, allowed)
         params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBatch(allowed), nprobe=self.nprobe)
-        scores, ids = self.index.search(q, k, params=params)
+        scores, ids = self._rescored(q, *self.index.search(q, fetch, params=params), k)
         short = (ids >= 0).sum(axis=1) < min(k, len(allowed))  # the probed lists held too few allowed vectors
         if short.any():
             scores[short], ids[short] = self._exact(q[short], k, allowed)
-        return _by_score(scores, ids, k)
+        return scores, ids
+
+    def _rescored(self, q: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top k of the candidates: by the codes' scores, or (rerank) by exact scores of their stored vectors."""
+        if self.rerank <= 1 or not (ids >= 0).any():
+            return _by_score(scores[:, :k], ids[:, :k], k)
+        found = np.unique(ids[ids >= 0])
+        vectors = self.store.vectors_of(found, self.dim).astype(np.float32)
+        rows = np.searchsorted(found, np.where(ids >= 0, ids, found[0]))
+        exact = np.einsum("qd,qcd->qc", q, vectors[rows]) if len(q) <= 64 else \
+            np.vstack([vectors[r] @ v for v, r in zip(q, rows)])  # bounded memory for big batches
+        exact[ids < 0] = -np.inf
+        top = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        return _by_score(np.take_along_axis(exact, top, 1), np.take_along_axis(ids, top, 1), k)
 
     def _exact(self, q: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         blocks = ((part, self.store.vectors_of(part, self.dim))
