@@ -256,6 +256,7 @@ def write_report(report: dict, out_dir) -> list:
     for table in speed_tables(report):
         console.print(table)
     markdown = "# genretrieve bench speed\n\n```\n" + console.export_text() + "```\n"
-    bars = {name: row["query_p50_ms"] for name, row in report.get("systems", {}).items()}
+    bars = ({name: row["query_p50_ms"] for name, row in report.get("systems", {}).items()}
+            or {kind: row["p50_ms"] for kind, row in report.get("scale", {}).get("kinds", {}).items()})
     return report_files(out_dir, report, markdown, "latency.png", bars, "single-query p50 (ms)",
                         "query latency per system", ylim=None)
