@@ -150,6 +150,12 @@ def test_an_interrupted_build_leaves_the_previous_index_searchable(data, tmp_pat
     assert not [p for p in folder.path.iterdir() if p.is_dir()]  # the block files are gone too
     again = IndexFolder(folder.path).vector_index().search(q, 10)
     np.testing.assert_array_equal(before[1], again[1])
+    (folder.path / ".ondisk-build.99999").mkdir()  # what a killed (not excepted) build leaves ...
+    (folder.path / "vectors.0123456789ab.ivfdata").write_bytes(b"half")
+    monkeypatch.undo()
+    IndexFolder(folder.path).write_vectors("ivf-sq8")  # ... is cleared by the next build that completes
+    assert sorted(p.name for p in folder.path.iterdir() if p.name not in ("meta.sqlite", "manifest.json")) == \
+        sorted([INDEX_FILE, IndexFolder(folder.path).manifest["vectors"]["ondisk"]["ivfdata"]])
 
 
 def test_cli_index_and_merge_on_disk(fake, tmp_path, monkeypatch):

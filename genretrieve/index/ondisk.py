@@ -137,11 +137,16 @@ def build_ondisk(folder: Path, store, dim: int, kind: str, blocks: list[np.ndarr
 
 
 def remove_stale(folder: Path, info: dict | None) -> None:
-    """Once the manifest names the current files (`info`; None: an in-RAM kind now), delete the others."""
+    """Once the manifest names the current files (`info`; None: an in-RAM kind now), delete the others,
+    and what a killed build left behind (one writer per index at a time, as for SQLite)."""
     folder = Path(folder)
     for path in folder.glob("vectors.*.ivfdata"):
         if not info or path.name != info["ivfdata"]:
             path.unlink(missing_ok=True)
+    for path in folder.glob(f".{INDEX_FILE}.*.tmp"):
+        path.unlink(missing_ok=True)
+    for path in folder.glob(".ondisk-build.*"):
+        shutil.rmtree(path, ignore_errors=True)
     if info is None:
         (folder / INDEX_FILE).unlink(missing_ok=True)
 
