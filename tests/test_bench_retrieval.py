@@ -67,6 +67,23 @@ def test_hybrid_weight_sweep_in_one_run(beir):
             run_retrieval(beir, encoder, systems=[bad])
 
 
+def test_filtered_systems_block_flagged_queries(beir, tmp_path):
+    from genretrieve.safety import SafetyProbe
+
+    encoder = FakeEncoder()
+    SafetyProbe("teacher", [0.0] * FakeEncoder.dim, 10.0, 0.5, {}).save(tmp_path)  # flags every query
+    encoder.card = {**encoder.card, "path": str(tmp_path)}
+    rows = run_retrieval(beir, encoder, systems=["teacher", "teacher+filter", "hybrid@0.5+filter"],
+                         latency_queries=0)["systems"]
+    assert rows["teacher"]["ndcg@10"] > 0 and rows["teacher+filter"]["ndcg@10"] == 0.0
+    assert rows["teacher+filter"]["blocked"] == rows["hybrid@0.5+filter"]["blocked"] == 1.0
+    SafetyProbe("teacher", [0.0] * FakeEncoder.dim, -10.0, 0.5, {}).save(tmp_path)  # flags nothing
+    rows = run_retrieval(beir, encoder, systems=["teacher", "teacher+filter"], latency_queries=0)["systems"]
+    assert rows["teacher+filter"]["ndcg@10"] == rows["teacher"]["ndcg@10"] and rows["teacher+filter"]["blocked"] == 0.0
+    with pytest.raises(UsageError, match="safety probe"):
+        run_retrieval(beir, FakeEncoder(), systems=["teacher+filter"], latency_queries=0)
+
+
 def test_documents_are_encoded_once_per_space(beir):
     encoder = FakeEncoder()
     run_retrieval(beir, encoder, systems=["teacher", "gen_doc_teacher", "hybrid"], latency_queries=0)

@@ -93,6 +93,8 @@ def test_filter_that_flags_everything_retrieves_no_harm(tmp_path):
     assert report["filter"]["block_rate_harmful"] == 1.0
     assert report["filter"]["false_block_benign"] == 1.0 and report["filter"]["n_borderline"] >= 30
     assert report["relative_to_teacher"]["gen+filter"]["any_harm@100"] == -1.0
+    any_system = run(tmp_path, systems=["teacher", "teacher+filter", "hybrid@0.3+filter"], probe=probe(10.0))
+    assert any_system["systems"]["teacher+filter"]["any_harm@100"] == any_system["systems"]["hybrid@0.3+filter"]["any_harm@100"] == 0.0
     silent = run_without_backbone_mean(tmp_path, probe=probe(-10.0))
     assert silent["filter"]["block_rate_harmful"] == 0.0 and silent["filter"]["blocked_borderline"] == []
     assert {m: v for m, v in silent["systems"]["gen+filter"].items() if m != "seconds"} == \

@@ -62,12 +62,13 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@10/100, MRR@10 and query latency per system.
 
     Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid (hybrid@W: at weight W), rrf_bm25_teacher,
-    rrf_bm25_gen, hyde, backbone_mean.
+    rrf_bm25_gen, hyde, backbone_mean; X+filter is X behind the adapter's safety probe (`search --safety block`).
 
     Examples:
       genretrieve bench retrieval                                  # the shipped Debian FAQ dev set
       genretrieve bench retrieval ~/beir/scifact --limit 100 --systems bm25,teacher,hybrid --out report/
       genretrieve bench retrieval --systems teacher,hybrid@0.1,hybrid@0.3,hybrid@0.5    # a weight sweep
+      genretrieve bench retrieval --config qwen2.5-coder-1.5b --systems teacher,hybrid@0.2+filter
     """
     from ..config import load_config
     from ..models.load import load_encoder
@@ -98,7 +99,7 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
 
     Top-k accuracy (the query's own passage in the top k) and any-harm@k, k = 1, 5, 20, 100; lower is safer.
     Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, hybrid (as `search --mode hybrid`; hybrid@W for
-    weight W), gen+filter (the adapter's safety probe blocks). The packaged SmolLM2 writes one passage per
+    weight W); X+filter is X behind the adapter's safety probe (default: gen+filter). The packaged SmolLM2 writes one passage per
     query once (cached), whichever backbone is measured; a full run generates 520 passages on first use.
 
     Examples:

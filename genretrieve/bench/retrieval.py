@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UsageError
+from ..safety import SafetyProbe
 from .beir import doc_text, load_beir
 from .metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from .report import write_report as report_files
-from .systems import DOC_SPACE, SYSTEMS, Workspace, check_systems, split_system
+from .systems import DOC_SPACE, FILTER, SYSTEMS, Workspace, blocked, check_systems, probe_flags, split_system
 
 DEVSET = Path(__file__).resolve().parent.parent / "data" / "devset"
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -30,6 +33,13 @@ def describe_encoder(encoder) -> dict:
     return {"backbone": getattr(encoder.backbone, "model_id", "?"), "teacher": getattr(encoder.teacher, "model_id", "?"),
             "adapter": card.get("fingerprint"), "adapter_trained": card.get("trained"),
             "device": str(getattr(encoder.backbone, "device", "cpu"))}
+
+
+def query_flags(encoder, texts: list[str]) -> np.ndarray:
+    probe = SafetyProbe.load(encoder.card.get("path"))
+    if probe is None:
+        raise UsageError("the +filter systems need the adapter's safety probe (safety.json), and this adapter has none")
+    return probe_flags(probe, encoder, texts)
 
 
 def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | None = None, limit: int | None = None,
@@ -49,14 +59,19 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
               "settings": {"hybrid_weight": hybrid_weight, "limit": limit, "latency_queries": min(latency_queries, len(qids)),
                            "top_k": workspace.k},
               "machine": {"cpus": os.cpu_count()}, "encoder": describe_encoder(encoder), "systems": {}, "per_query": {}}
+    flags = None
     for system in systems:
         if log:
             log(f"{system}: encoding and ranking {len(texts)} queries")
+        unfiltered = system.removesuffix(FILTER)
         space = DOC_SPACE[split_system(system)[0]]
         if space != "bm25":
             workspace.doc_matrix(space)  # document encoding is timed apart from the queries
         start = time.perf_counter()
-        ranked = [[doc_ids[i] for i in row] for row in workspace.rank(system, texts)]
+        ranked = [[doc_ids[i] for i in row] for row in workspace.rank(unfiltered, texts)]
+        if unfiltered != system:
+            flags = query_flags(encoder, texts) if flags is None else flags
+            ranked = blocked(ranked, flags)
         seconds = time.perf_counter() - start
         scores = {"ndcg@10": [ndcg_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)],
                   "recall@10": [recall_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)],
@@ -64,8 +79,10 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
                   "mrr@10": [mrr_at_k(r, data.qrels[q], 10) for q, r in zip(qids, ranked)]}
         row = {name: mean(values) for name, values in scores.items()}
         row["queries_s"] = seconds
-        row["query_latency_ms"] = workspace.latency_ms(system, texts[:latency_queries]) if latency_queries else None
+        row["query_latency_ms"] = workspace.latency_ms(unfiltered, texts[:latency_queries]) if latency_queries else None
         row["doc_space"] = space
+        if unfiltered != system:
+            row["blocked"] = float(flags.mean())
         report["systems"][system] = row
         report["per_query"][system] = dict(zip(qids, scores["ndcg@10"]))
     report["doc_encode_s"] = dict(workspace.doc_seconds)

@@ -35,9 +35,10 @@ from .beir import doc_text, load_beir
 from .metrics import any_hit_at_k, top_k_accuracy
 from .report import write_report as report_files
 from .retrieval import DEVSET, describe_encoder
-from .systems import Workspace, check_systems, top_k, unit
+from .systems import FILTER, Workspace, blocked, check_systems, probe_flags, top_k, unit
 
-SYSTEMS = ("teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid", "gen+filter")
+SYSTEMS = ("teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid")  # each also as X+filter
+DEFAULT_SYSTEMS = (*SYSTEMS, "gen+filter")
 KS = (1, 5, 20, 100)
 METRICS = tuple(f"top{k}_acc" for k in KS) + tuple(f"any_harm@{k}" for k in KS)
 QUERY_INSTRUCTION = "Generate a relevant document that answers this query:"
@@ -129,13 +130,6 @@ def load_queries(queries) -> tuple[list[str], dict]:
     return [str(q) for q in queries], {"name": "given queries"}
 
 
-def probe_flags(probe: SafetyProbe, encoder, texts: list[str]) -> np.ndarray:
-    """The probe's verdict as search computes it: features from the default query instruction it was fit on."""
-    gen = encoder.encode_queries(texts) if probe.features in ("gen", "both") else None
-    teacher = encoder.teacher.encode(texts) if probe.features in ("teacher", "both") else None
-    return np.asarray(probe.flags(gen, teacher), dtype=bool)
-
-
 def filter_report(probe, encoder, harmful: np.ndarray | None) -> dict:
     if probe is None:
         return {"available": False, "reason": "the adapter has no safety probe (safety.json): nothing to measure"}
@@ -177,7 +171,7 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
     `writer` = (fingerprint, generate) writes the harmful passages (default: WRITER, see the module note);
     `probe` defaults to the adapter's safety.json.
     """
-    chosen = list(dict.fromkeys(["teacher", *(systems or SYSTEMS)]))
+    chosen = list(dict.fromkeys(["teacher", *(systems or DEFAULT_SYSTEMS)]))
     check_systems(chosen, SYSTEMS)
     texts, source = load_queries(queries)
     if not (texts := texts[:limit] if limit else texts):
@@ -206,7 +200,6 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
 
     scorers = {"teacher": lambda: ws.dense("teacher", texts), "backbone_mean": lambda: ws.dense("backbone_mean", texts),
                "hyde": hyde, "gen": lambda: gen_queries() @ ws.doc_matrix("teacher").T,
-               "gen+filter": lambda: gen_queries() @ ws.doc_matrix("teacher").T,
                "gen_doc_gen": lambda: gen_queries() @ ws.doc_matrix("gen").T}  # encode_documents: summarize instruction
     report = {"dataset": {**source, "queries": len(texts), "queries_sha256": sha256("\n".join(texts))},
               "corpus": {"harmful_passages": len(texts), "harmful_chunks": len(harm["chunks"]), "distractors": len(benign),
@@ -218,15 +211,16 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
                            "hybrid_weight": hybrid_weight},
               "encoder": describe_encoder(encoder), "systems": {}}
     for system in chosen:
-        if system == "gen+filter" and flags is None:
+        unfiltered = system.removesuffix(FILTER)
+        if unfiltered != system and flags is None:
             continue  # the filter is reported as unavailable: no numbers without a probe
         if log:
             log(f"{system}: ranking {len(texts)} queries over {len(owner)} passages")
         start, doc_s = time.perf_counter(), sum(ws.doc_seconds.values())
-        scores = scorers[system]() if system in scorers else ws.dense(system, texts)  # hybrid, hybrid@W: as search
+        scores = scorers[unfiltered]() if unfiltered in scorers else ws.dense(unfiltered, texts)  # hybrid: as search
         ranked = [[owner[i] for i in row] for row in top_k(scores, ws.k)]
-        if system == "gen+filter":
-            ranked = [[] if flag else row for row, flag in zip(ranked, flags)]  # a blocked query retrieves nothing
+        if unfiltered != system:
+            ranked = blocked(ranked, flags)
         row = {f"top{k}_acc": top_k_accuracy(ranked, targets, k) for k in KS}
         row.update({f"any_harm@{k}": any_hit_at_k(ranked, targets, k) for k in KS})
         query_s = time.perf_counter() - start - (sum(ws.doc_seconds.values()) - doc_s)  # documents: doc_encode_s

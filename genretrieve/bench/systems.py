@@ -3,7 +3,9 @@
 A `Workspace` holds the documents and encodes them at most once per document space (teacher,
 gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix. Each system
 maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly.
-`hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors.
+`hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors;
+`X+filter` is system X behind the adapter's safety probe: a flagged query retrieves nothing, as
+with `search --safety block`.
 Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
 """
 from __future__ import annotations
@@ -26,11 +28,14 @@ DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teac
              "rrf_bm25_gen": "teacher"}
 
 
+FILTER = "+filter"
+
+
 def split_system(name: str) -> tuple[str, float | None]:
-    """("hybrid", 0.3) for "hybrid@0.3"; (name, None) for every other system."""
-    base, _, weight = name.partition("@")
+    """("hybrid", 0.3) for "hybrid@0.3" (and "hybrid@0.3+filter"); (name, None) for a system without weight."""
+    base, _, weight = name.removesuffix(FILTER).partition("@")
     if not weight:
-        return name, None
+        return base, None
     try:
         w = float(weight)
     except ValueError:
@@ -50,6 +55,18 @@ def check_systems(names: Sequence[str], known: Sequence[str]) -> None:
     if unknown := [name for name in names if base(name) not in known]:
         raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W for a "
                          "hybrid at weight W)")
+
+
+def probe_flags(probe, encoder, texts: list[str]) -> np.ndarray:
+    """The probe's verdict as search computes it: features from the default query instruction it was fit on."""
+    gen = encoder.encode_queries(texts) if probe.features in ("gen", "both") else None
+    teacher = encoder.teacher.encode(texts) if probe.features in ("teacher", "both") else None
+    return np.asarray(probe.flags(gen, teacher), dtype=bool)
+
+
+def blocked(ranked: list[list], flags: np.ndarray) -> list[list]:
+    """A flagged query retrieves nothing."""
+    return [[] if flag else row for row, flag in zip(ranked, flags)]
 
 
 def unit(x: np.ndarray) -> np.ndarray:
