@@ -190,13 +190,16 @@ class Workspace:
             return rrf([self.rank("bm25", texts), self.rank(dense, texts)], k=self.k)
         return top_k(self.dense(system, texts), self.k)
 
-    def latency_ms(self, system: str, texts: list[str]) -> float:
-        """Median ms per single query (encode + search), documents already encoded, after one warm-up."""
+    def latency_ms(self, system: str, texts: list[str], also: Callable[[list[str]], object] | None = None) -> float:
+        """Median ms per single query (encode + search, plus `also`, e.g. the safety probe), documents
+        already encoded, after one warm-up."""
         self.rank(system, texts[:1])
         times = []
         for text in texts:
             self._queries.clear()  # a timed query is encoded, not read from the cache
             start = time.perf_counter()
+            if also:
+                also([text])
             self.rank(system, [text])
             times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times) if times else float("nan")
