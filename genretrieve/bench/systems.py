@@ -39,8 +39,8 @@ def split_system(name: str) -> tuple[str, float | None]:
     try:
         w = float(weight)
     except ValueError:
-        w = -1.0
-    if base != "hybrid" or not 0.0 <= w <= 1.0:
+        w = None
+    if base != "hybrid" or w is None or not 0.0 <= w <= 1.0:
         raise ValueError(f"{name!r}: only hybrid takes a weight, hybrid@W with W in [0, 1]")
     return base, w
 
@@ -53,8 +53,8 @@ def check_systems(names: Sequence[str], known: Sequence[str]) -> None:
             return None
 
     if unknown := [name for name in names if base(name) not in known]:
-        raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W for a "
-                         "hybrid at weight W)")
+        raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W: hybrid at "
+                         "weight W; X+filter: X behind the safety probe)")
 
 
 def probe_flags(probe, encoder, texts: list[str]) -> np.ndarray:
