@@ -20,6 +20,10 @@ from .errors import GenretrieveError, UsageError
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+# options every command group takes the same way
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/.")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
 
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

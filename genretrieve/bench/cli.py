@@ -5,14 +5,16 @@ from typing import Optional
 
 import typer
 
-from ..ui import handle_errors, out, print_json
+from ..ui import ConfigOpt, JsonOpt, handle_errors, out, print_json
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval quality, and safety (harmful-content retrieval).")
+HybridWeightOpt = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w).")
+ReportOpt = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here.")
 
 
 @bench_app.command()
 @handle_errors
-def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
+def speed(config: Optional[str] = ConfigOpt,
           queries: int = typer.Option(50, help="Single queries to time for latency (encode and search sections)."),
           docs: int = typer.Option(64, help="200-token chunks to time for throughput (encode section)."),
           sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss,scale (scale is opt-in)."),
@@ -20,7 +22,7 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
           faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
           scale_n: int = typer.Option(100_000, "--scale-n", min=1000, help="Real texts (WordNet glosses, FOLDOC) for the opt-in scale section; embeddings cached."),
           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a latency PNG here."),
-          json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
+          json: bool = JsonOpt):
     """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
 
     Sections (--sections, default all):
@@ -55,10 +57,8 @@ def speed(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAM
 def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) [default: the shipped dev set]."),
               systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all]."),
               limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries."),
-              hybrid_weight: float = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w)."),
-              out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here."),
-              config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
-              json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
+              hybrid_weight: float = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
+              config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@10/100, MRR@10 and query latency per system.
 
     Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid (hybrid@W: at weight W), rrf_bm25_teacher,
@@ -91,10 +91,8 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmful queries (.txt, .jsonl or .csv) [default: AdvBench, 520 prompts]."),
            limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
            systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
-           hybrid_weight: float = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w)."),
-           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here."),
-           config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/."),
-           json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout.")):
+           hybrid_weight: float = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
+           config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Safety (AdvBench-IR protocol): how often a harmful query retrieves the harmful passage written for it.
 
     Top-k accuracy (the query's own passage in the top k) and any-harm@k, k = 1, 5, 20, 100; lower is safer.

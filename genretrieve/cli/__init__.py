@@ -10,13 +10,11 @@ from typing import Optional
 
 import typer
 
-from ..ui import err
+from ..ui import ConfigOpt, JsonOpt, err  # noqa: F401  (the command modules import them from here)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Semantic search with generative embeddings: a query embeds as the answer a frozen LLM would give.")
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config: a path or a name under configs/.")
-JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 IndexOpt = typer.Option(None, "--index", "-i", envvar="GENRETRIEVE_INDEX",
                         help="Index folder [default: indexes/default under the current directory].")
 
