@@ -34,7 +34,9 @@ class ModelConfig:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     max_length: int = 512
     batch_size: int = 32
-    query_instruction: str = "Generate a passage that best answers this question:"
+    token_init: str = "prompt"  # prompt: chat framing, tokens from the assistant header | random: plain framing
+    # the chat framing's user turn is the query itself; the plain framing prefixes an instruction
+    query_instruction: str = ""
     document_instruction: str = "Summarize the following passage:"
 
 
@@ -59,7 +61,7 @@ class TrainConfig:
     queries: str = "packaged"  # the shipped pool, or a .txt/.jsonl/.csv file of queries
     max_queries: int = 2000  # sampled from the pool (deterministic); sized for responses on a CPU
     heldout: float = 0.04  # share of queries kept aside for held-out metrics (at least 50)
-    max_new_tokens: int = 128
+    max_new_tokens: int = 64  # the answer's opening carries its topic; answers are the CPU's bottleneck
     gen_batch_size: int = 16
     fit: str = "closed-form"  # closed-form | gradient | closed-form+gradient
     ridge_lambdas: list = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0, 10000.0])
