@@ -128,10 +128,11 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
         trainer = Trainer(encoder, data, settings, Path(out_dir).with_name(Path(out_dir).name + ".checkpoint"))
         if resume and not trainer.load_checkpoint():
             raise UsageError("--resume: no checkpoint to resume from")
+        step_rate = trainer.step_rate()
         stopped = trainer.run(None if time_budget_min is None else time_budget_min * 60,
                               lambda entry: report("training", entry["step"], settings.steps,
                                                    f"align {entry['align']:.3f} recon {entry['recon']:.3f}"))
-        record["gradient"] = {"steps": trainer.step, "stopped": stopped, "log": trainer.log}
+        record["gradient"] = {"steps": trainer.step, "stopped": stopped, "steps_per_s": step_rate, "log": trainer.log}
 
     record["heldout"] = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
     report("safety probe", 0, 1)
@@ -142,7 +143,9 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
                      encoder.teacher.fingerprint, {"query": encoder.query_instruction, "document": encoder.document_instruction},
                      training={k: record[k] for k in ("data", "heldout", "heldout_untrained", "seconds", "device")}
-                     | {"fit": t.fit})
+                     | {"fit": t.fit}, framing=encoder.framing.to_card())
+    # only the reconstruction loss makes the soft prompts decodable into text (`explain`)
+    card["decodable"] = "gradient" in t.fit and t.recon_weight > 0 and record["gradient"]["steps"] > 0
     save_adapter(encoder.adapter, card, out_dir)
     probe.save(out_dir)
     (Path(out_dir) / "training.json").write_text(json.dumps(record, indent=2, default=float))
