@@ -70,11 +70,14 @@ def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dic
     else:
         source = {"file": "user queries", "sha256": hashlib.sha256("\n".join(q["text"] for q in queries).encode()).hexdigest()}
     if len(queries) > config.train.max_queries:
-        # rank by a hash of (seed, text), not by position: editing the pool keeps the other picks,
-        # so their cached responses stay valid
-        rank = sorted(range(len(queries)), key=lambda i: hashlib.sha256(f"{config.train.seed}:{queries[i]['text']}".encode()).digest())
-        queries = [queries[i] for i in sorted(rank[:config.train.max_queries])]
+        queries = [queries[i] for i in sorted(hash_order(queries, config.train.seed)[:config.train.max_queries])]
     return queries, {**source, "n": len(queries)}
+
+
+def hash_order(queries: list[dict], seed: int) -> list[int]:
+    """Query indices ranked by a hash of (seed, text), not by position: editing the pool keeps the
+    other picks (so their cached answers stay valid), and the first N are the N that train picks."""
+    return sorted(range(len(queries)), key=lambda i: hashlib.sha256(f"{seed}:{queries[i]['text']}".encode()).digest())
 
 
 def split_heldout(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +91,19 @@ def training_responses(encoder, queries: list[dict], config: Config, report=None
     cache = ResponseCache(home() / "responses.sqlite")
     responses, stats = ensure_responses(encoder, [q["text"] for q in queries], cache, t.max_new_tokens,
                                         t.gen_batch_size, report)
+    responses, replaced = with_refusals(queries, responses)
+    return responses, {**stats, "safety_refusals_substituted": replaced}
+
+
+def with_refusals(queries: list[dict], responses: list[str]) -> tuple[list[str], int]:
+    """Safety-slice queries keep the backbone's own refusal, else get the pool's refusal."""
+    out = list(responses)
     replaced = 0
     for i, query in enumerate(queries):
-        if query.get("safety") and not REFUSAL.search(responses[i][:200]):
-            responses[i] = query["refusal"]
+        if query.get("safety") and not REFUSAL.search(out[i][:200]):
+            out[i] = query["refusal"]
             replaced += 1
-    return responses, {**stats, "safety_refusals_substituted": replaced}
+    return out, replaced
 
 
 def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | None = None,
