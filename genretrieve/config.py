@@ -131,14 +131,14 @@ def _typed(key: str, kind: str, value):
         return [_typed(key, "float", v) for v in value]
     expected = {"str": str, "int": int, "float": float, "bool": bool, "list": list}[kind]
     if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
-        raise ConfigError(f"config {key} must be {_TYPE_NAMES[kind]}, not {value!r}")
+        raise ConfigError(f"{key} must be {_TYPE_NAMES[kind]}, not {value!r}")
     return value
 
 
 def _check_rule(key: str, value, rule) -> None:
     if isinstance(rule, re.Pattern):
         if not rule.fullmatch(value):
-            raise ConfigError(f"config {key} must be auto, cpu, mps or cuda[:N], not {value!r}")
+            raise ConfigError(f"{key} must be auto, cpu, mps or cuda[:N], not {value!r}")
     elif rule[0] in (">=", ">", "[)", "[]", "()"):
         low, high = rule[1], rule[2] if len(rule) > 2 else None
         for v in value if isinstance(value, list) else [value]:
@@ -147,9 +147,9 @@ def _check_rule(key: str, value, rule) -> None:
             if not ok:
                 bounds = {">=": f"at least {low}", ">": f"above {low}", "[)": f"in [{low}, {high})",
                           "[]": f"in [{low}, {high}]", "()": f"in ({low}, {high})"}[rule[0]]
-                raise ConfigError(f"config {key} must be {bounds}, not {v!r}")
+                raise ConfigError(f"{key} must be {bounds}, not {v!r}")
     elif value not in rule:
-        raise ConfigError(f"config {key} must be one of {' | '.join(rule)}, not {value!r}")
+        raise ConfigError(f"{key} must be one of {' | '.join(rule)}, not {value!r}")
 
 
 def validate(config: "Config") -> None:

@@ -167,6 +167,16 @@ def test_a_damaged_index_says_so_and_can_be_removed(fake, docs, tmp_path, monkey
     assert result.exit_code == 0 and not ix.exists()
 
 
+def test_a_damaged_vectors_file_is_rebuilt_from_sqlite(fake, docs, tmp_path):
+    index(docs, tmp_path / "ix")
+    before = search(tmp_path / "ix", "capital of Germany", "-k", "2")
+    npz = tmp_path / "ix" / "vectors.npz"
+    os.truncate(npz, npz.stat().st_size // 2)  # the FAISS files are a cache of the vectors in SQLite
+    assert search(tmp_path / "ix", "capital of Germany", "-k", "2") == before
+    assert index(docs, tmp_path / "ix")["files_unchanged"] == 5
+    assert search(tmp_path / "ix", "capital of Germany", "-k", "2") == before
+
+
 # -- 7. a long-lived Searcher joins by id and notices new generations ------------------------------
 def test_a_long_lived_searcher_sees_a_concurrent_reindex(docs, tmp_path):
     from genretrieve.config import Config
@@ -187,6 +197,27 @@ def test_a_long_lived_searcher_sees_a_concurrent_reindex(docs, tmp_path):
         assert hit.path != "notes.jsonl"
         [vector] = store.vectors_of(np.array([hit.chunk_id]), encoder.dim).astype(np.float32)
         assert hit.score == pytest.approx(float(vector @ query), abs=2e-3)  # each hit carries its own score
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf-sq8", "ivf-pq"])
+def test_a_reader_during_an_index_run_never_fails_or_returns_deleted_chunks(docs, tmp_path, kind):
+    from genretrieve.config import Config
+    from genretrieve.index.build import build_index
+    from genretrieve.index.folder import IndexFolder
+    from genretrieve.search import Searcher
+
+    encoder, config = FakeEncoder(), Config()
+    config.index.kind = kind
+    build_index(docs, tmp_path / "ix", encoder, config)
+    searcher = Searcher(tmp_path / "ix", encoder, config)
+    assert searcher.search(["capital of Germany"], k=1)[0].hits[0].path == "notes.jsonl"
+    writer = IndexFolder(tmp_path / "ix")  # a run that committed a deletion but has not rewritten FAISS yet
+    writer.store.remove_files(["notes.jsonl"])
+    for mode in ("teacher", "gen"):
+        [result] = searcher.search(["capital of Germany"], k=5, mode=mode)
+        assert result.hits and all(h.path != "notes.jsonl" for h in result.hits)
+        assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    writer.close()
 
 
 # -- 8. writers are serialised ---------------------------------------------------------------------

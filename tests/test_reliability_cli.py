@@ -60,6 +60,18 @@ def test_good_config_values_load_and_yaml_float_strings_are_accepted(tmp_path):
     assert isinstance(load_config(None, search__k=3).search.k, int)
 
 
+def test_the_config_choice_lists_agree_with_the_code_that_uses_them():
+    from genretrieve import config
+    from genretrieve.index.ondisk import ONDISK_KINDS
+    from genretrieve.index.vectors import KINDS
+    from genretrieve.models.device import DTYPES
+
+    assert set(config.DTYPES) == {"auto", *DTYPES}
+    assert config.INDEX_KINDS == KINDS + ONDISK_KINDS
+    text = open(__import__("genretrieve.train.run", fromlist=["x"]).__file__).read()
+    assert all(f'"{fit}"' in text for fit in config.FITS)
+
+
 def test_a_bad_config_fails_before_the_models_and_leaves_no_index(no_models, docs, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("index: {chunk_tokens: -5}\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -207,7 +208,13 @@ class IndexFolder:
         if kind in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
             info = stamp["ondisk"]
             return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], info["nprobe"], info.get("rerank", 0))
-        return VectorIndex.load(self.path, gpu=gpu)
+        try:
+            return VectorIndex.load(self.path, gpu=gpu)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a damaged cache file: SQLite holds the vectors
+            if self.readonly:
+                return self._in_memory(kind)
+            self.write_vectors(kind)
+            return VectorIndex.load(self.path, gpu=gpu)
 
     def _in_memory(self, kind: str) -> VectorIndex:
         ids, vectors = self.store.all_vectors()

@@ -144,18 +144,21 @@ class Store:
         rows = self.db.execute("SELECT id FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def vectors_of(self, ids: np.ndarray, dim: int, batch: int = 50_000) -> np.ndarray:
-        """float16 vectors of these chunk ids, in the given order (ids without a vector are an error)."""
+    def vectors_of(self, ids: np.ndarray, dim: int, batch: int = 50_000, missing_ok: bool = False) -> np.ndarray:
+        """float16 vectors of these chunk ids, in the given order (ids without a vector are an error, or with
+        `missing_ok` NaN rows: a reader whose FAISS file predates a concurrent deletion)."""
         ids = np.asarray(ids, np.int64)
         out = np.empty((len(ids), dim), np.float16)
+        gone = np.full(dim, np.nan, np.float16)
         for start in range(0, len(ids), batch):
             part = ids[start:start + batch]
             found = dict(self.db.execute(
                 "SELECT id, vector FROM chunks WHERE vector IS NOT NULL AND id IN (SELECT value FROM json_each(?))",
                 [json.dumps(part.tolist())]).fetchall())
-            if len(found) != len(part):
+            if len(found) != len(part) and not missing_ok:
                 raise KeyError(f"{len(part) - len(found)} chunk ids have no stored vector")
-            out[start:start + len(part)] = np.stack([np.frombuffer(found[i], np.float16) for i in part.tolist()])
+            out[start:start + len(part)] = np.stack([np.frombuffer(found[i], np.float16) if i in found else gone
+                                                     for i in part.tolist()])
         return out
 
     def chunk_hashes_of(self, path: str) -> list[str]:
