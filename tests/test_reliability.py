@@ -163,8 +163,26 @@ def test_a_damaged_index_says_so_and_can_be_removed(fake, docs, tmp_path, monkey
     rows = {Path(r["path"]).name: r for r in map(json.loads, listing.stdout.splitlines())}
     assert "damaged" in rows["broken"] and rows["good"]["chunks"] > 0
     assert run("indexes").exit_code == 0
+    result = run("index", docs, "--index", ix)
+    assert result.exit_code == 1 and "damaged" in result.output and "Traceback" not in result.output
+    assert index(docs, ix, "--rebuild")["chunks_total"] > 0
+    assert search(ix, "capital of Germany", "-k", "1")[0]["path"] == "notes.jsonl"
+    if damage == "truncated sqlite":
+        os.truncate(ix / "meta.sqlite", (ix / "meta.sqlite").stat().st_size // 2)
+    else:
+        (ix / "manifest.json").write_text("{}" if damage == "empty manifest" else "{not json")
     result = run("rm", ix, "--yes")
     assert result.exit_code == 0 and not ix.exists()
+
+
+def test_rm_removes_a_sharded_index_with_its_shards(fake, docs, tmp_path):
+    for i in range(2):
+        index(docs, tmp_path / "ix", "--shard", f"{i}/2")
+    assert run("merge", tmp_path / "ix").exit_code == 0
+    assert search(tmp_path / "ix", "capital of Germany", "-k", "1")[0]["path"] == "notes.jsonl"
+    result = run("rm", tmp_path / "ix", "--yes")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "ix").exists()
 
 
 def test_a_damaged_vectors_file_is_rebuilt_from_sqlite(fake, docs, tmp_path):

@@ -27,7 +27,7 @@ import numpy as np
 from ..config import Config, IndexConfig
 from ..errors import GenretrieveError, UsageError
 from .chunking import chunk_document, whole_document
-from .folder import MANIFEST, IndexFolder, check_index_target, check_kind, index_identity, read_manifest
+from .folder import MANIFEST, IndexFolder, check_index_target, check_kind, index_identity
 from .lock import writer_lock
 from .readers import UnreadableFile, iter_files, read_file, skip_reason
 from .shards import SHARDS, discard_staging, listing_fingerprint, mark_shard_complete, shard_dir, shard_of
@@ -168,9 +168,13 @@ def preflight(root: Path, index_dir: Path, rebuild: bool = False, shard: tuple[i
     target = shard_dir(index_dir, *shard) if shard else index_dir
     check_index_target(target)
     if not rebuild and (target / MANIFEST).exists():
-        roots = read_manifest(target).get("roots") or []  # a damaged manifest says so here (DamagedIndex)
-        if roots and str(root.resolve()) not in roots:
-            IndexFolder(target).claim_root(root)  # raises, naming the choices
+        folder = IndexFolder(target, readonly=True)  # a damaged manifest or database says so here (DamagedIndex)
+        try:
+            folder.store
+            if str(root.resolve()) not in (folder.manifest.get("roots") or [str(root.resolve())]):
+                folder.claim_root(root)  # raises, naming the choices
+        finally:
+            folder.close()
     if not any(skip_reason(p) is None for p in iter_files(root)):
         raise UsageError(f"{root} has no supported files (.txt .md .rst .html .htm .pdf .jsonl); nothing indexed")
 

@@ -266,7 +266,8 @@ def remove_index(path: Path) -> list[str]:
         marked = is_marked(json.loads((path / MANIFEST).read_text()))
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         marked = False
-    damaged = MANIFEST in names and "meta.sqlite" in names and not others
+    # a damaged index, or the bare lock an index run that failed at once left behind
+    damaged = (MANIFEST in names and "meta.sqlite" in names or names == [LOCK]) and not others
     if not marked and not damaged:
         raise GenretrieveError(f"{path} is not a genretrieve index (no manifest with the genretrieve marker"
                                f"{', and it holds ' + ', '.join(others[:5]) if others else ''}); nothing deleted")
