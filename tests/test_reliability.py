@@ -324,6 +324,25 @@ def test_a_large_file_commits_in_parts_and_resumes_inside_it(tmp_path, monkeypat
     assert build_index(docs, tmp_path / "ix", encoder, config).files_unchanged == 2
 
 
+def test_editing_a_large_file_reencodes_only_what_changed(tmp_path, monkeypatch):
+    from genretrieve.config import Config
+    from genretrieve.index import build
+    from genretrieve.index.build import build_index
+
+    monkeypatch.setattr(build, "ENCODE_BATCH", 8)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = [f"Line {i} says something about topic {i}." for i in range(200)]
+    (docs / "big.txt").write_text("\n".join(lines))
+    config = Config()
+    config.index.chunk_tokens, config.index.chunk_overlap = 20, 0.0
+    first = build_index(docs, tmp_path / "ix", FakeEncoder(), config)
+    (docs / "big.txt").write_text("\n".join(lines[:-1] + ["The last line is new."]))
+    again = build_index(docs, tmp_path / "ix", FakeEncoder(), config)
+    assert again.files_indexed == 1 and again.chunks_total == first.chunks_total
+    assert again.chunks_encoded == 1  # the parts after the first reuse the old rows' vectors
+
+
 def test_an_interrupted_large_file_is_not_taken_as_unchanged(tmp_path, monkeypatch):
     from genretrieve.config import Config
     from genretrieve.index import build

@@ -110,7 +110,7 @@ def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, 
         counts = {"done": 0, "known": 0}
 
         def encode_pending() -> Batch:
-            texts = {c["chunk_hash"]: c["text"] for *_, chunks, _, _ in pending for c in chunks}
+            texts = {c["chunk_hash"]: c["text"] for *_, chunks, _, _ in pending for c in chunks if "vector" not in c}
             vectors = store.vectors_for_hashes(list(texts))
             new = [h for h in texts if h not in vectors]
             if new:
@@ -118,7 +118,8 @@ def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, 
                 summary.chunks_encoded += len(new)
             for *_, chunks, _, _ in pending:
                 for c in chunks:
-                    c["vector"] = vectors[c["chunk_hash"]]
+                    if "vector" not in c:
+                        c["vector"] = vectors[c["chunk_hash"]]
                 counts["done"] += len(chunks)
             return list(pending)
 
@@ -129,6 +130,11 @@ def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, 
                 summary.files_failed.append({"path": rel, "error": str(exc)})
                 continue
             stored = resume_point(store, rel, digest, chunks)
+            if len(chunks) > ENCODE_BATCH:  # in parts: the first deletes the file's old rows, so take their vectors now
+                reuse = store.vectors_for_hashes([c["chunk_hash"] for c in chunks[stored:]])
+                for c in chunks[stored:]:
+                    if c["chunk_hash"] in reuse:
+                        c["vector"] = reuse[c["chunk_hash"]]
             counts["known"] += len(chunks)
             counts["done"] += stored
             position, first = stored, stored == 0
@@ -152,7 +158,7 @@ def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, 
 
 def resume_point(store, rel: str, digest: str, chunks: list[dict]) -> int:
     """How many leading chunks of `rel` an interrupted run already committed (0: start the file afresh)."""
-    record = store.file_records().get(rel) if store is not None else None
+    record = store.file_record(rel)
     if not record or record["size"] != INCOMPLETE or record["sha256"] != digest:
         return 0
     stored = store.chunk_hashes_of(rel)

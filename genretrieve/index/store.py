@@ -109,6 +109,10 @@ class Store:
         """path -> {sha256, size, mtime}: what an index run compares the folder against."""
         return {r["path"]: r for r in self.db.query("SELECT path, sha256, size, mtime FROM files")}
 
+    def file_record(self, path: str) -> dict | None:
+        rows = list(self.db.query("SELECT path, sha256, size, mtime FROM files WHERE path = ?", [path]))
+        return rows[0] if rows else None
+
     def touch_file(self, path: str, size: int, mtime: float) -> None:
         """Record a new mtime for a file whose content hash did not change (skips hashing next time)."""
         with self.db.atomic():
