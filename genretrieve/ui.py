@@ -61,8 +61,12 @@ def handle_errors(command):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0)
         except sqlite3.DatabaseError as exc:  # damage the open-time checks (store.check_intact) cannot see
-            err.print(f"[red]error:[/red] an index database is damaged ({escape(str(exc))}); rebuild it with "
-                      "`genretrieve index PATH --index DIR --rebuild`", highlight=False)
+            if "locked" in str(exc) or "busy" in str(exc):
+                err.print(f"[red]error:[/red] the index is busy ({escape(str(exc))}): another process holds it "
+                          "for writing; try again", highlight=False)
+            else:
+                err.print(f"[red]error:[/red] an index database is damaged ({escape(str(exc))}); rebuild it with "
+                          "`genretrieve index PATH --index DIR --rebuild`", highlight=False)
             raise typer.Exit(1)
     return wrapper
 

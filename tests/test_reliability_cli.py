@@ -128,3 +128,22 @@ def test_output_into_a_closed_pipe_exits_0(fake, docs, tmp_path):
                           env={**os.environ, "GENRETRIEVE_HOME": str(tmp_path / "home")})
     assert done.stdout.strip() == "0", done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_sqlite_errors_past_the_open_checks_are_one_line(monkeypatch, tmp_path):
+    import sqlite3
+
+    from genretrieve.config import Config
+    from genretrieve.index.build import build_index
+    from genretrieve.index.store import Store
+
+    from .helpers import FakeEncoder
+
+    build_index(fixture_docs(tmp_path / "docs"), tmp_path / "ix", FakeEncoder(), Config())
+    for error, words in [(sqlite3.DatabaseError("database disk image is malformed"), "damaged"),
+                         (sqlite3.OperationalError("database is locked"), "busy")]:
+        def fail(self, pattern, error=error):  # a page damaged mid-file, or a writer holding the database
+            raise error
+        monkeypatch.setattr(Store, "ids_matching_path", fail)
+        result = run("search", "car", "--mode", "keyword", "--path", "x*", "--index", tmp_path / "ix")
+        assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output
