@@ -35,7 +35,7 @@ from .vectors import KINDS, VectorIndex
 
 MANIFEST = "manifest.json"
 MARKER = "genretrieve-index"  # manifest["type"]: what proves a folder is an index
-SHARDS_DIR = "shards"  # shards.SHARDS (that module imports this one)
+SHARDS_DIR = "shards"  # where sharded runs write (shards.py imports it as SHARDS)
 # Everything an index writes into its folder, temp and lock files included (fnmatch patterns).
 OWN_FILES = (MANIFEST, f".{MANIFEST}.*", "meta.sqlite", "meta.sqlite-journal", "meta.sqlite-wal", "meta.sqlite-shm",
              "vectors.faiss", "vectors.npz", ".vectors.faiss.*.tmp", ".vectors.npz.*.tmp", "vectors.ondisk",
@@ -127,7 +127,8 @@ class IndexFolder:
             return folder
         path.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest = {"type": MARKER, "format": 1, "roots": roots or [], "identity": identity, "config": config.to_dict(), "created": now, "updated": now,
+        manifest = {"type": MARKER, "format": 1, "roots": roots or [], "identity": identity,
+                    "config": config.to_dict(), "created": now, "updated": now,
                     "versions": library_versions()}
         atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         return cls(path)
