@@ -200,7 +200,8 @@ class IndexFolder:
             if self.readonly and kind not in ONDISK_KINDS:
                 return self._in_memory(kind)  # a reader derives it in memory and writes nothing
             if self.readonly and not present:
-                raise GenretrieveError(f"the vectors of the index at {self.path} are missing (its last run was cut off); "
+                raise GenretrieveError(f"the vectors of the index at {self.path} are missing (its last run was "
+                                       "cut off); "
                                        f"run `genretrieve index {(self.manifest.get('roots') or ['PATH'])[0]} "
                                        f"--index {self.path}` again")
             if not self.readonly:
@@ -277,7 +278,8 @@ def remove_index(path: Path) -> list[str]:
     shards = path / SHARDS_DIR
     if shards.is_dir():  # each shard is an index folder of its own
         for shard in sorted(shards.iterdir()):
-            others += [f"{SHARDS_DIR}/{name}" for name in remove_index(shard)] if shard.is_dir() else [f"{SHARDS_DIR}/{shard.name}"]
+            kept = remove_index(shard) if shard.is_dir() else [""]
+            others += [f"{SHARDS_DIR}/{shard.name}/{name}".rstrip("/") for name in kept]
         if not any(shards.iterdir()):
             shards.rmdir()
     for name in names:
