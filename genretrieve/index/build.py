@@ -137,6 +137,7 @@ def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, 
                         c["vector"] = reuse[c["chunk_hash"]]
             counts["known"] += len(chunks)
             counts["done"] += stored
+            report(f"encoding chunks (file {number}/{len(todo)})", counts["done"], counts["known"])
             position, first = stored, stored == 0
             while True:
                 room = ENCODE_BATCH - sum(len(c) for *_, c, _, _ in pending)
