@@ -102,7 +102,7 @@ SEARCH_MODES = ("gen", "teacher", "keyword", "hybrid")
 SAFETY_LEVELS = ("off", "warn", "block")
 FITS = ("closed-form", "gradient", "closed-form+gradient")
 RULES: dict[str, tuple] = {
-    "model.teacher_pooling": ("mean", "cls"), "model.dtype": DTYPES,
+    "model.teacher_pooling": ("mean", "cls"), "model.dtype": DTYPES, "model.token_init": ("prompt", "random"),
     "model.device": re.compile(r"auto|cpu|mps|cuda(:\d+)?"),
     "model.max_length": (">=", 1), "model.batch_size": (">=", 1),
     "index.chunk_tokens": (">=", 1), "index.chunk_overlap": ("[)", 0.0, 1.0),
