@@ -5,7 +5,9 @@ gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix.
 maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly.
 `hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors;
 `X+filter` is system X behind the adapter's safety probe: a flagged query retrieves nothing, as
-with `search --safety block`.
+with `search --safety block`. `oracle` is not a system one would run but the ceiling of the
+method: the teacher's embedding of the backbone's own answer, i.e. the training target itself,
+with answers generated as training does and read from the same response cache.
 Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
 """
 from __future__ import annotations
@@ -19,13 +21,17 @@ import torch
 
 from ..errors import UsageError
 from ..models.batching import length_sorted_batches
+from ..models.assets import home
 from ..models.generate import generate_answers
+from ..train.responses import ResponseCache, ensure_responses
 
 SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "rrf_bm25_gen",
-           "hyde", "backbone_mean")
+           "hyde", "backbone_mean", "oracle")
 DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
              "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher",
-             "rrf_bm25_gen": "teacher"}
+             "rrf_bm25_gen": "teacher", "oracle": "teacher"}
+# the systems whose query side is the student's response embedding: each is reported as a share of the oracle
+GEN_BASED = ("gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_gen")
 
 
 FILTER = "+filter"
@@ -101,6 +107,19 @@ def hyde_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128) -> np
     return unit(vectors)
 
 
+def oracle_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128, batch_size: int = 16,
+                   stats: dict | None = None) -> np.ndarray:
+    """The teacher's embedding of the backbone's own answer to each query: what training asks the
+    student to produce. Answers come from (and go to) the training response cache, so each is
+    generated once with the training settings; `stats` receives the generation counts."""
+    answers, generation = ensure_responses(encoder, list(texts), ResponseCache(home() / "responses.sqlite"),
+                                           max_new_tokens, batch_size)
+    if stats is not None:
+        for key in ("cached", "generated", "tokens", "seconds"):
+            stats[key] = stats.get(key, 0) + generation[key]
+    return unit(encoder.teacher.encode(answers))
+
+
 def top_k(scores: np.ndarray, k: int) -> list[list[int]]:
     """Indices of the k best scores per row, best first (ties broken by document order)."""
     k = min(k, scores.shape[1])
@@ -127,10 +146,13 @@ def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[l
 class Workspace:
     """One corpus and one encoder: document matrices cached per space, systems that rank queries."""
 
-    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100):
+    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100,
+                 oracle_tokens: int = 128, oracle_batch: int = 16):
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError(f"hybrid weight must be in [0, 1], not {hybrid_weight}")
         self.encoder, self.docs, self.w, self.k = encoder, list(doc_texts), hybrid_weight, k
+        self.oracle_tokens, self.oracle_batch = oracle_tokens, oracle_batch  # the training generation settings
+        self.oracle_stats: dict = {}
         self.doc_matrices: dict[str, np.ndarray] = {}
         self.doc_seconds: dict[str, float] = {}
         self._bm25 = None
@@ -171,6 +193,7 @@ class Workspace:
             "teacher": enc.teacher.encode,
             "gen_doc_teacher": enc.encode_queries, "gen_doc_gen": enc.encode_queries,
             "hyde": lambda t: hyde_vectors(enc, t), "backbone_mean": lambda t: backbone_mean(enc, t),
+            "oracle": lambda t: oracle_vectors(enc, t, self.oracle_tokens, self.oracle_batch, self.oracle_stats),
         }[system]
         return query(texts) @ self.doc_matrix(DOC_SPACE[system]).T
 
