@@ -7,7 +7,9 @@ maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which 
 `X+filter` is system X behind the adapter's safety probe: a flagged query retrieves nothing, as
 with `search --safety block`. `oracle` is not a system one would run but the ceiling of the
 method: the teacher's embedding of the backbone's own answer, i.e. the training target itself,
-with answers generated as training does and read from the same response cache.
+with answers generated as training does and read from the same response cache. Every gen-based
+system has an oracle twin (`rank(..., student=False)`): the same system with the oracle's vector
+in place of the response embedding, so hybrid and RRF are measured against their own ceilings.
 Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
 """
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Workspace:
         self.doc_seconds: dict[str, float] = {}
         self._bm25 = None
         self._queries: dict[tuple, np.ndarray] = {}  # hybrid's teacher and gen query vectors, shared across weights
+        self._oracle: dict[tuple, np.ndarray] = {}
 
     def doc_matrix(self, space: str) -> np.ndarray:
         if space not in self.doc_matrices:
@@ -178,27 +181,38 @@ class Workspace:
             self.doc_seconds["bm25"] = time.perf_counter() - start
         return self._bm25
 
-    def dense(self, system: str, texts: list[str]) -> np.ndarray:
-        """(queries x docs) cosine scores of a dense system."""
+    def oracle_queries(self, texts: list[str]) -> np.ndarray:
+        """The oracle's query vectors, kept for the run (the latency loop's clearing does not touch them)."""
+        key = tuple(texts)
+        if key not in self._oracle:
+            self._oracle[key] = oracle_vectors(self.encoder, texts, self.oracle_tokens, self.oracle_batch, self.oracle_stats)
+        return self._oracle[key]
+
+    def dense(self, system: str, texts: list[str], student: bool = True) -> np.ndarray:
+        """(queries x docs) cosine scores of a dense system. With student=False a gen-based system becomes
+        its oracle twin: the oracle's vector stands in for the response embedding, all else equal."""
         enc = self.encoder
         base, weight = split_system(system)
+        gen_query, gen_space = (enc.encode_queries, "gen") if student else (self.oracle_queries, "oracle")
         if base == "hybrid":
             w = self.w if weight is None else weight
-            for space, encode in (("teacher", enc.teacher.encode), ("gen", enc.encode_queries)):
+            for space, encode in (("teacher", enc.teacher.encode), (gen_space, gen_query)):
                 if (space, *texts) not in self._queries:
                     self._queries[(space, *texts)] = encode(texts)
-            mixed = (1 - w) * self._queries[("teacher", *texts)] + w * self._queries[("gen", *texts)]
+            mixed = (1 - w) * self._queries[("teacher", *texts)] + w * self._queries[(gen_space, *texts)]
             return mixed @ self.doc_matrix("teacher").T
+        if not student and system in ("gen_doc_teacher", "gen_doc_gen"):
+            system = "oracle"  # the ceiling of a student is the teacher's embedding of the answer, in teacher space
         query: Callable[[list[str]], np.ndarray] = {
             "teacher": enc.teacher.encode,
             "gen_doc_teacher": enc.encode_queries, "gen_doc_gen": enc.encode_queries,
             "hyde": lambda t: hyde_vectors(enc, t), "backbone_mean": lambda t: backbone_mean(enc, t),
-            "oracle": lambda t: oracle_vectors(enc, t, self.oracle_tokens, self.oracle_batch, self.oracle_stats),
+            "oracle": self.oracle_queries,
         }[system]
         return query(texts) @ self.doc_matrix(DOC_SPACE[system]).T
 
-    def rank(self, system: str, texts: list[str]) -> list[list[int]]:
-        """Top-k document indices per query, best first."""
+    def rank(self, system: str, texts: list[str], student: bool = True) -> list[list[int]]:
+        """Top-k document indices per query, best first (student=False: the oracle twin, see `dense`)."""
         if split_system(system)[0] not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
         if system == "bm25":
@@ -210,8 +224,8 @@ class Workspace:
             return docs.tolist()
         if system.startswith("rrf_bm25_"):  # keyword + dense; rrf_bm25_gen is `search --mode hybrid`
             dense = "teacher" if system == "rrf_bm25_teacher" else "gen_doc_teacher"
-            return rrf([self.rank("bm25", texts), self.rank(dense, texts)], k=self.k)
-        return top_k(self.dense(system, texts), self.k)
+            return rrf([self.rank("bm25", texts), self.rank(dense, texts, student)], k=self.k)
+        return top_k(self.dense(system, texts, student), self.k)
 
     def latency_ms(self, system: str, texts: list[str], also: Callable[[list[str]], object] | None = None) -> float:
         """Median ms per single query (encode + search, plus `also`, e.g. the safety probe), documents
