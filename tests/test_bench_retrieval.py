@@ -144,6 +144,9 @@ def test_oracle_searches_the_backbones_cached_answers(beir, own_home):
     for name in ("gen_doc_teacher", "hybrid@0.5", "rrf_bm25_gen"):
         assert rows[name]["of_oracle"] == pytest.approx(rows[name]["ndcg@10"] / rows[name]["oracle_ndcg@10"])
     assert all("of_oracle" not in rows[name] for name in ("teacher", "bm25", "oracle"))
+    twin = rows["hybrid@0.5"]["oracle_vs_teacher"]  # the twin's own paired CI against the teacher
+    assert twin["delta"] == pytest.approx(rows["hybrid@0.5"]["oracle_ndcg@10"] - rows["teacher"]["ndcg@10"])
+    assert set(report["per_query_oracle_twin"]) == {"gen_doc_teacher", "hybrid@0.5", "rrf_bm25_gen"}
     # answers that point elsewhere (each query answered with another query's document) move the oracle
     names = list(QUERIES)
     cache_answers({QUERIES[q][0]: DOCS[QUERIES[names[(i + 1) % 3]][1]] for i, q in enumerate(names)})

@@ -95,7 +95,9 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
         row = {name: mean(values) for name, values in scores.items()}
         row["queries_s"] = seconds
         if twin is not None:
-            row["oracle_ndcg@10"] = mean([ndcg_at_k(r, data.qrels[q], 10) for q, r in zip(qids, twin)])
+            twin_scores = [ndcg_at_k(r, data.qrels[q], 10) for q, r in zip(qids, twin)]
+            row["oracle_ndcg@10"] = mean(twin_scores)
+            report["per_query_oracle_twin"] = {**report.get("per_query_oracle_twin", {}), system: dict(zip(qids, twin_scores))}
         # the probe's own encoding counts (search reuses a gen query vector it already has, so gen and
         # hybrid +filter figures overstate by one gen encoding)
         also = (lambda t: probe_flags(probe, encoder, t)) if unfiltered != system else None
@@ -130,6 +132,8 @@ def compare(report: dict) -> None:
         base = [per_query[BASELINE][q] for q in qids]
         for name, row in rows.items():
             row["vs_teacher"] = paired_bootstrap([per_query[name][q] for q in qids], base, RESAMPLES, SEED)
+        for name, twin in report.get("per_query_oracle_twin", {}).items():  # could a perfect student beat the teacher?
+            rows[name]["oracle_vs_teacher"] = paired_bootstrap([twin[q] for q in qids], base, RESAMPLES, SEED)
     for row in rows.values():
         if "oracle_ndcg@10" in row:
             row["of_oracle"] = row["ndcg@10"] / row["oracle_ndcg@10"] if row["oracle_ndcg@10"] > 0 else None
@@ -193,6 +197,10 @@ def markdown(report: dict) -> str:
                       f"cache, {o['generated']} generated ({o['tokens']} tokens in {o['seconds']:.0f} s). gen / oracle is "
                       "a gen-based system's nDCG@10 divided by that of its oracle twin (the same system with the oracle's vector in "
                       "place of the response embedding; for gen_doc_teacher and gen_doc_gen, the oracle itself)."]
+        twins = [f"{name} {row['oracle_ndcg@10']:.3f} ({delta_text({'vs_teacher': row['oracle_vs_teacher']})})"
+                 for name, row in report["systems"].items() if "oracle_vs_teacher" in row]
+        if twins:
+            lines += ["", "Oracle twins, nDCG@10 (minus the teacher's, 95% CI): " + "; ".join(twins) + "."]
     lines.append("")
     return "\n".join(lines)
 
