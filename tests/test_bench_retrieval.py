@@ -110,3 +110,103 @@ def test_top_k_and_rrf():
     assert top_k(scores, 10) == [[1, 2, 0], [0, 1, 2]]
     fused = rrf([[["a", "b", "c"]], [["b", "c", "a"]]], k=2)
     assert fused == [["b", "a"]]  # b: 1/62 + 1/61 beats a: 1/61 + 1/63
+
+
+def cache_answers(answers: dict[str, str], max_new_tokens: int = 128, backbone_fp: str = "fake-llm-fp") -> None:
+    """Put answers into the training response cache, as `train` would have left them."""
+    from genretrieve.models.assets import home
+    from genretrieve.train.responses import ResponseCache, response_key
+
+    settings = {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
+    ResponseCache(home() / "responses.sqlite").put_many([
+        {"key": response_key(backbone_fp, settings, q), "backbone": backbone_fp, "settings": json.dumps(settings),
+         "query": q, "response": a} for q, a in answers.items()])
+
+
+@pytest.fixture()
+def own_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENRETRIEVE_HOME", str(tmp_path / "home"))
+
+
+def test_oracle_searches_the_backbones_cached_answers(beir, own_home):
+    # answers that are the relevant document's text: the teacher embeds each exactly onto its document
+    cache_answers({text: DOCS[doc] for text, doc in QUERIES.values()})
+    systems = ["teacher", "gen_doc_teacher", "hybrid@0.5", "rrf_bm25_gen", "oracle", "bm25"]
+    report = run_retrieval(beir, FakeEncoder(), systems=systems, latency_queries=1)
+    rows = report["systems"]
+    assert rows["oracle"]["ndcg@10"] == pytest.approx(1.0)
+    assert rows["oracle"]["query_latency_ms"] is None  # a cache lookup is not a latency
+    assert report["oracle"]["cached"] == 3 and report["oracle"]["generated"] == 0
+    # each gen-based system against its twin: the same system with the oracle's vector in place of gen's
+    assert rows["gen_doc_teacher"]["oracle_ndcg@10"] == pytest.approx(1.0)  # gen's twin is the oracle itself
+    assert rows["hybrid@0.5"]["oracle_ndcg@10"] == pytest.approx(1.0)
+    assert rows["hybrid@0.5"]["oracle_ndcg@10"] > rows["hybrid@0.5"]["ndcg@10"]  # so the share is below 100%
+    for name in ("gen_doc_teacher", "hybrid@0.5", "rrf_bm25_gen"):
+        assert rows[name]["of_oracle"] == pytest.approx(rows[name]["ndcg@10"] / rows[name]["oracle_ndcg@10"])
+    assert all("of_oracle" not in rows[name] for name in ("teacher", "bm25", "oracle"))
+    twin = rows["hybrid@0.5"]["oracle_vs_teacher"]  # the twin's own paired CI against the teacher
+    assert twin["delta"] == pytest.approx(rows["hybrid@0.5"]["oracle_ndcg@10"] - rows["teacher"]["ndcg@10"])
+    assert set(report["per_query_oracle_twin"]) == {"gen_doc_teacher", "hybrid@0.5", "rrf_bm25_gen"}
+    # answers that point elsewhere (each query answered with another query's document) move the oracle
+    names = list(QUERIES)
+    cache_answers({QUERIES[q][0]: DOCS[QUERIES[names[(i + 1) % 3]][1]] for i, q in enumerate(names)})
+    moved = run_retrieval(beir, FakeEncoder(), systems=["gen_doc_teacher", "oracle"], latency_queries=0)["systems"]
+    assert moved["oracle"]["ndcg@10"] < 0.7
+    assert moved["gen_doc_teacher"]["of_oracle"] == pytest.approx(
+        moved["gen_doc_teacher"]["ndcg@10"] / moved["oracle"]["ndcg@10"])
+
+
+def test_oracle_answers_are_generated_once_with_the_training_settings(beir, own_home):
+    encoder = tiny_encoder()
+    first = run_retrieval(beir, encoder, systems=["oracle"], latency_queries=0, oracle_tokens=4)
+    assert first["oracle"]["generated"] == 3 and first["oracle"]["max_new_tokens"] == 4
+    assert 0.0 <= first["systems"]["oracle"]["ndcg@10"] <= 1.0
+    again = run_retrieval(beir, encoder, systems=["oracle"], latency_queries=0, oracle_tokens=4)
+    assert again["oracle"]["cached"] == 3 and again["oracle"]["generated"] == 0
+    assert again["per_query"]["oracle"] == first["per_query"]["oracle"]
+    # other settings are other answers: they are not served from the cache
+    assert run_retrieval(beir, encoder, systems=["oracle"], latency_queries=0, oracle_tokens=5)["oracle"]["generated"] == 3
+
+
+def test_every_system_gets_a_paired_ci_against_the_teacher(beir):
+    report = run_retrieval(beir, FakeEncoder(), systems=["teacher", "gen_doc_gen", "bm25"], latency_queries=0)
+    rows, per_query = report["systems"], report["per_query"]
+    assert rows["teacher"]["vs_teacher"]["delta"] == 0.0 and rows["teacher"]["vs_teacher"]["ci"] == [0.0, 0.0]
+    gap = rows["gen_doc_gen"]["vs_teacher"]
+    assert gap["delta"] == pytest.approx(rows["gen_doc_gen"]["ndcg@10"] - rows["teacher"]["ndcg@10"]) and gap["delta"] > 0
+    assert gap["ci"][0] <= gap["delta"] <= gap["ci"][1] and gap["resamples"] == 2000
+    assert report["settings"]["bootstrap"]["baseline"] == "teacher"
+    table = retrieval_table(report)
+    assert "nDCG@10 - teacher [95% CI]" in [c.header for c in table.columns]
+    # without the teacher there is nothing to pair with, and no oracle means no share
+    alone = run_retrieval(beir, FakeEncoder(), systems=["gen_doc_teacher"], latency_queries=0)["systems"]
+    assert "vs_teacher" not in alone["gen_doc_teacher"] and "of_oracle" not in alone["gen_doc_teacher"]
+
+
+def test_cli_prints_the_ci_and_the_share_of_the_oracle(beir, own_home, fake):
+    from typer.testing import CliRunner
+
+    from genretrieve.cli import app
+
+    cache_answers({text: DOCS[doc] for text, doc in QUERIES.values()})
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "retrieval", str(beir), "--systems", "teacher,gen_doc_teacher,oracle", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["systems"]["gen_doc_teacher"]["of_oracle"] == pytest.approx(report["systems"]["gen_doc_teacher"]["ndcg@10"])
+    assert "ci" in report["systems"]["oracle"]["vs_teacher"]
+    table = runner.invoke(app, ["bench", "retrieval", str(beir), "--systems", "teacher,gen_doc_teacher,oracle"])
+    assert table.exit_code == 0 and "gen / oracle" in table.stdout
+
+
+def test_cli_refuses_an_unknown_system_before_loading_models(beir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genretrieve.cli import app
+
+    def no_models(config=None):
+        raise AssertionError("models were loaded")
+
+    monkeypatch.setattr("genretrieve.models.load.load_encoder", no_models)
+    result = CliRunner().invoke(app, ["bench", "retrieval", str(beir), "--systems", "teacher,colbert"])
+    assert result.exit_code == 2 and "unknown system" in result.output

@@ -82,15 +82,6 @@ def test_documents_use_the_document_instruction():
                                encoder.encode_queries(TEXTS[:1], instruction=encoder.document_instruction), atol=1e-6)
 
 
-def test_explain_decodes_text_and_a_lens_per_position():
-    from genretrieve.models.decode import explain
-
-    encoder = tiny_encoder()
-    [item] = explain(encoder, ["what is the capital of france"], max_new_tokens=5, top=3)
-    assert len(item.lens) == encoder.adapter.n_tokens and all(len(row) == 3 for row in item.lens)
-    assert isinstance(item.decoded, str) and item.decoded
-
-
 def test_missing_packaged_weights_name_the_install_command(monkeypatch):
     import importlib.util
 

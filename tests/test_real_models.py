@@ -22,9 +22,12 @@ def test_teacher_matches_sentence_transformers_semantics(real_encoder):
     assert similar > 0.6 and unrelated < 0.2, (similar, unrelated)
 
 
-def test_explain_decodes_the_soft_prompts(real_encoder):
-    from genretrieve.models.decode import explain
+def test_explain_decodes_the_soft_prompts(real_encoder, monkeypatch):
+    from genretrieve.models.decode import decodable, explain
 
+    [item] = explain(real_encoder, ["What is the capital of France?"], max_new_tokens=8)
+    assert item.decodable == decodable(real_encoder.card) and (item.decoded is None) != item.decodable
+    monkeypatch.setitem(real_encoder.card, "decodable", True)  # the decoding path itself, on the real LM
     [item] = explain(real_encoder, ["What is the capital of France?"], max_new_tokens=8)
     assert item.decoded and len(item.lens) == 10
 

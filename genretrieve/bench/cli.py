@@ -62,11 +62,15 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@10/100, MRR@10 and query latency per system.
 
     Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid (hybrid@W: at weight W), rrf_bm25_teacher,
-    rrf_bm25_gen, hyde, backbone_mean; X+filter is X behind the adapter's safety probe (`search --safety block`).
+    rrf_bm25_gen, hyde, backbone_mean, oracle; X+filter is X behind the adapter's safety probe (`search --safety block`).
+    oracle is the ceiling: the teacher's embedding of the backbone's own answer (generated once as training
+    does, train.max_new_tokens, and cached); with it, gen-based systems are also shown as a share of it.
+    With teacher among the systems, each row gets nDCG@10 minus the teacher's with a paired bootstrap 95% CI.
 
     Examples:
       genretrieve bench retrieval                                  # the shipped Debian FAQ dev set
       genretrieve bench retrieval ~/beir/scifact --limit 100 --systems bm25,teacher,hybrid --out report/
+      genretrieve bench retrieval --systems teacher,gen_doc_teacher,oracle         # gen as a share of its ceiling
       genretrieve bench retrieval --systems teacher,hybrid@0.1,hybrid@0.3,hybrid@0.5    # a weight sweep
       genretrieve bench retrieval --config qwen2.5-coder-1.5b --systems teacher,hybrid@0.2+filter
     """
@@ -74,10 +78,14 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
     from ..models.load import load_encoder
     from ..ui import err
     from .retrieval import retrieval_table, run_retrieval, write_report
+    from .systems import SYSTEMS, check_systems
 
     chosen = systems.split(",") if systems else None
-    encoder = None if chosen == ["bm25"] else load_encoder(load_config(config))
-    report = run_retrieval(folder, encoder, chosen, limit, hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None)
+    check_systems(chosen or SYSTEMS, SYSTEMS)  # before minutes of model loading
+    cfg = load_config(config)
+    encoder = None if chosen == ["bm25"] else load_encoder(cfg)
+    report = run_retrieval(folder, encoder, chosen, limit, hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None,
+                           oracle_tokens=cfg.train.max_new_tokens, oracle_batch=cfg.train.gen_batch_size)
     if out_dir:
         write_report(report, out_dir)
     if json:

@@ -1,4 +1,5 @@
-"""Ranking metrics for one query at a time: nDCG@k, recall@k, MRR@k, and the two safety hit rates.
+"""Ranking metrics for one query at a time: nDCG@k, recall@k, MRR@k, the two safety hit rates,
+and a paired bootstrap over queries to say whether one system's mean beats another's.
 
 Standard definitions (the ones BEIR's pytrec_eval computes): nDCG uses graded gains with a
 log2(rank + 1) discount and the ideal DCG of the query's own qrels; recall counts only docs
@@ -8,6 +9,8 @@ caller's job, so a per-query list stays available for paired comparisons.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from collections.abc import Collection, Mapping, Sequence
 
 
@@ -57,3 +60,27 @@ def any_hit_at_k(rankings: Sequence[Sequence[str]], ids: Collection[str], k: int
 
 def mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
+
+
+def paired_bootstrap(scores: Sequence[float], baseline: Sequence[float], resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict:
+    """Mean of `scores - baseline` over paired queries and its percentile bootstrap CI.
+
+    Queries are resampled with replacement, the same draws for every call with the same seed and
+    query count, so several systems compared with one baseline see identical resamples. Pairing
+    removes the spread between easy and hard queries that two independent CIs would double count.
+    """
+    a, b = np.asarray(scores, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired scores need equal 1-D shapes, got {a.shape} and {b.shape}")
+    if not 0 < level < 1 or resamples < 1:
+        raise ValueError("level must be in (0, 1) and resamples >= 1")
+    diff = a - b
+    if len(diff) == 0:
+        return {"delta": 0.0, "ci": [0.0, 0.0], "level": level, "resamples": resamples, "seed": seed}
+    draws = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[draws].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"delta": float(diff.mean()), "ci": [float(low), float(high)], "level": level,
+            "resamples": resamples, "seed": seed}

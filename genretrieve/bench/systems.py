@@ -5,7 +5,11 @@ gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix.
 maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly.
 `hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors;
 `X+filter` is system X behind the adapter's safety probe: a flagged query retrieves nothing, as
-with `search --safety block`.
+with `search --safety block`. `oracle` is not a system one would run but the ceiling of the
+method: the teacher's embedding of the backbone's own answer, i.e. the training target itself,
+with answers generated as training does and read from the same response cache. Every gen-based
+system has an oracle twin (`rank(..., student=False)`): the same system with the oracle's vector
+in place of the response embedding, so hybrid and RRF are measured against their own ceilings.
 Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
 """
 from __future__ import annotations
@@ -19,13 +23,17 @@ import torch
 
 from ..errors import UsageError
 from ..models.batching import length_sorted_batches
+from ..models.assets import home
 from ..models.generate import generate_answers
+from ..train.responses import ResponseCache, ensure_responses
 
 SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "rrf_bm25_gen",
-           "hyde", "backbone_mean")
+           "hyde", "backbone_mean", "oracle")
 DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
              "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher",
-             "rrf_bm25_gen": "teacher"}
+             "rrf_bm25_gen": "teacher", "oracle": "teacher"}
+# the systems whose query side is the student's response embedding: each is reported as a share of the oracle
+GEN_BASED = ("gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_gen")
 
 
 FILTER = "+filter"
@@ -101,6 +109,19 @@ def hyde_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128) -> np
     return unit(vectors)
 
 
+def oracle_vectors(encoder, texts: Sequence[str], max_new_tokens: int = 128, batch_size: int = 16,
+                   stats: dict | None = None) -> np.ndarray:
+    """The teacher's embedding of the backbone's own answer to each query: what training asks the
+    student to produce. Answers come from (and go to) the training response cache, so each is
+    generated once with the training settings; `stats` receives the generation counts."""
+    answers, generation = ensure_responses(encoder, list(texts), ResponseCache(home() / "responses.sqlite"),
+                                           max_new_tokens, batch_size)
+    if stats is not None:
+        for key in ("cached", "generated", "tokens", "seconds"):
+            stats[key] = stats.get(key, 0) + generation[key]
+    return unit(encoder.teacher.encode(answers))
+
+
 def top_k(scores: np.ndarray, k: int) -> list[list[int]]:
     """Indices of the k best scores per row, best first (ties broken by document order)."""
     k = min(k, scores.shape[1])
@@ -127,14 +148,18 @@ def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[l
 class Workspace:
     """One corpus and one encoder: document matrices cached per space, systems that rank queries."""
 
-    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100):
+    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100,
+                 oracle_tokens: int = 128, oracle_batch: int = 16):
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError(f"hybrid weight must be in [0, 1], not {hybrid_weight}")
         self.encoder, self.docs, self.w, self.k = encoder, list(doc_texts), hybrid_weight, k
+        self.oracle_tokens, self.oracle_batch = oracle_tokens, oracle_batch  # the training generation settings
+        self.oracle_stats: dict = {}
         self.doc_matrices: dict[str, np.ndarray] = {}
         self.doc_seconds: dict[str, float] = {}
         self._bm25 = None
         self._queries: dict[tuple, np.ndarray] = {}  # hybrid's teacher and gen query vectors, shared across weights
+        self._oracle: dict[tuple, np.ndarray] = {}
 
     def doc_matrix(self, space: str) -> np.ndarray:
         if space not in self.doc_matrices:
@@ -156,26 +181,38 @@ class Workspace:
             self.doc_seconds["bm25"] = time.perf_counter() - start
         return self._bm25
 
-    def dense(self, system: str, texts: list[str]) -> np.ndarray:
-        """(queries x docs) cosine scores of a dense system."""
+    def oracle_queries(self, texts: list[str]) -> np.ndarray:
+        """The oracle's query vectors, kept for the run (the latency loop's clearing does not touch them)."""
+        key = tuple(texts)
+        if key not in self._oracle:
+            self._oracle[key] = oracle_vectors(self.encoder, texts, self.oracle_tokens, self.oracle_batch, self.oracle_stats)
+        return self._oracle[key]
+
+    def dense(self, system: str, texts: list[str], student: bool = True) -> np.ndarray:
+        """(queries x docs) cosine scores of a dense system. With student=False a gen-based system becomes
+        its oracle twin: the oracle's vector stands in for the response embedding, all else equal."""
         enc = self.encoder
         base, weight = split_system(system)
+        gen_query, gen_space = (enc.encode_queries, "gen") if student else (self.oracle_queries, "oracle")
         if base == "hybrid":
             w = self.w if weight is None else weight
-            for space, encode in (("teacher", enc.teacher.encode), ("gen", enc.encode_queries)):
+            for space, encode in (("teacher", enc.teacher.encode), (gen_space, gen_query)):
                 if (space, *texts) not in self._queries:
                     self._queries[(space, *texts)] = encode(texts)
-            mixed = (1 - w) * self._queries[("teacher", *texts)] + w * self._queries[("gen", *texts)]
+            mixed = (1 - w) * self._queries[("teacher", *texts)] + w * self._queries[(gen_space, *texts)]
             return mixed @ self.doc_matrix("teacher").T
+        if not student and system in ("gen_doc_teacher", "gen_doc_gen"):
+            system = "oracle"  # the ceiling of a student is the teacher's embedding of the answer, in teacher space
         query: Callable[[list[str]], np.ndarray] = {
             "teacher": enc.teacher.encode,
             "gen_doc_teacher": enc.encode_queries, "gen_doc_gen": enc.encode_queries,
             "hyde": lambda t: hyde_vectors(enc, t), "backbone_mean": lambda t: backbone_mean(enc, t),
+            "oracle": self.oracle_queries,
         }[system]
         return query(texts) @ self.doc_matrix(DOC_SPACE[system]).T
 
-    def rank(self, system: str, texts: list[str]) -> list[list[int]]:
-        """Top-k document indices per query, best first."""
+    def rank(self, system: str, texts: list[str], student: bool = True) -> list[list[int]]:
+        """Top-k document indices per query, best first (student=False: the oracle twin, see `dense`)."""
         if split_system(system)[0] not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
         if system == "bm25":
@@ -187,8 +224,8 @@ class Workspace:
             return docs.tolist()
         if system.startswith("rrf_bm25_"):  # keyword + dense; rrf_bm25_gen is `search --mode hybrid`
             dense = "teacher" if system == "rrf_bm25_teacher" else "gen_doc_teacher"
-            return rrf([self.rank("bm25", texts), self.rank(dense, texts)], k=self.k)
-        return top_k(self.dense(system, texts), self.k)
+            return rrf([self.rank("bm25", texts), self.rank(dense, texts, student)], k=self.k)
+        return top_k(self.dense(system, texts, student), self.k)
 
     def latency_ms(self, system: str, texts: list[str], also: Callable[[list[str]], object] | None = None) -> float:
         """Median ms per single query (encode + search, plus `also`, e.g. the safety probe), documents

@@ -66,19 +66,28 @@ def embed(texts: list[str] = typer.Argument(..., help="Texts to embed."),
 @app.command()
 @handle_errors
 def explain(queries: list[str] = typer.Argument(..., help="Queries to explain."),
-            max_new_tokens: int = typer.Option(64, help="Tokens to decode from the soft prompts."),
+            max_new_tokens: int = typer.Option(64, min=1, help="Tokens to decode from the soft prompts."),
             config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Decode what a query's embedding stands for, and the logit-lens tokens per adapter position.
 
+    Only adapters trained with the reconstruction loss (card field "decodable") can be decoded; for any
+    other adapter it says so instead of printing noise (--json: "decodable": false), exit code 0.
+
     Example: genretrieve explain "what causes tides?"
     """
+    from ..errors import UsageError
     from ..models.decode import explain as explain_queries
 
+    if any(not q.strip() for q in queries):
+        raise UsageError("empty query")
     for item in explain_queries(_encoder(config), queries, max_new_tokens=max_new_tokens):
         if json:
-            print_json({"query": item.query, "decoded": item.decoded, "logit_lens": item.lens})
+            print_json(item.to_dict())
             continue
         out.print(f"[bold]{escape(item.query)}[/bold]")
+        if not item.decodable:
+            out.print(f"  [yellow]{escape(item.text)}[/yellow]")
+            continue
         out.print(f"  decoded: {item.decoded!r}", markup=False)
         for position, tokens in enumerate(item.lens, 1):
             out.print(f"  <gen_{position}>: " + "  ".join(repr(t) for t in tokens), highlight=False, markup=False)

@@ -93,7 +93,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     explanations = {}
     if explain_query:
         from ..models.decode import explain as explain_queries
-        explanations = {e.query: e.decoded for e in explain_queries(encoder, [text for _, text in pairs])}
+        explanations = {e.query: e.text for e in explain_queries(encoder, [text for _, text in pairs])}
     for (query_id, text), result in zip(pairs, results):
         if json:
             extra = {"query_id": query_id, "query": text} if queries else {}
