@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import UsageError
 from .index.folder import IndexFolder, index_identity
-from .safety import SafetyProbe
+from .safety import load_probe, probe_flags
 
 MODES = ("gen", "teacher", "keyword", "hybrid")
 SAFETY = ("off", "warn", "block")
@@ -56,7 +56,8 @@ class Searcher:
         if encoder is not None:
             self.folder.check_encoder(index_identity(encoder, config))
         self._vectors = None
-        self.probe = SafetyProbe.load(encoder.card.get("path")) if encoder is not None else None
+        # the adapter's probe, with a user calibration from the index folder (or the adapter's) in force
+        self.probe = load_probe(encoder.card.get("path"), index_dir) if encoder is not None else None
 
     @property
     def vectors(self):
@@ -64,24 +65,24 @@ class Searcher:
             self._vectors = self.folder.vector_index()
         return self._vectors
 
-    def query_vectors(self, queries: list[str], mode: str) -> dict[str, np.ndarray]:
-        """The embeddings a mode needs: {"gen": ...} and/or {"teacher": ...}."""
+    def query_vectors(self, queries: list[str], mode: str, states: bool = False) -> dict[str, np.ndarray]:
+        """The embeddings a mode needs: {"gen": ...} and/or {"teacher": ...}; with `states`, the mean
+        adapter-position states of the same forward pass as gen (for the safety probe)."""
         if self.encoder is None:
             raise UsageError(f"mode {mode!r} needs the models; keyword mode does not")
         vectors = {}
         if mode in ("gen", "hybrid"):
-            vectors["gen"] = self.encoder.encode_queries(queries)
+            if states:
+                vectors["gen"], vectors["states"] = self.encoder.encode_queries_with_states(queries)
+            else:
+                vectors["gen"] = self.encoder.encode_queries(queries)
         if mode in ("teacher", "hybrid"):
             vectors["teacher"] = self.encoder.teacher.encode(queries)
         return vectors
 
-    def flags(self, queries: list[str], gen: np.ndarray | None, teacher: np.ndarray | None) -> np.ndarray:
-        """The safety probe's verdict per query, computing only the embeddings it needs and lacks."""
-        if self.probe.features in ("gen", "both") and gen is None:
-            gen = self.encoder.encode_queries(queries)
-        if self.probe.features in ("teacher", "both") and teacher is None:
-            teacher = self.encoder.teacher.encode(queries)
-        return self.probe.flags(gen, teacher)
+    def flags(self, queries: list[str], have: dict | None = None) -> np.ndarray:
+        """The safety probe's verdict per query, computing only the features it needs and `have` lacks."""
+        return probe_flags(self.probe, self.encoder, queries, have)
 
     def search(self, queries: list[str], k: int = 10, mode: str = "teacher", path_glob: str | None = None,
                safety: str = "off", hybrid_weight: float = 0.1) -> list[Result]:
@@ -100,10 +101,10 @@ class Searcher:
         if any(not q.strip() for q in queries):
             raise UsageError("empty query")
         store = self.folder.store
-        vectors = self.query_vectors(queries, mode) if mode != "keyword" else {}
-        flagged = np.zeros(len(queries), dtype=bool)
-        if safety != "off" and self.probe is not None:
-            flagged = self.flags(queries, vectors.get("gen"), vectors.get("teacher"))
+        filtering = safety != "off" and self.probe is not None
+        states = filtering and "states" in self.probe.needs
+        vectors = self.query_vectors(queries, mode, states) if mode != "keyword" else {}
+        flagged = self.flags(queries, vectors) if filtering else np.zeros(len(queries), dtype=bool)
         allowed = store.ids_matching_path(path_glob) if path_glob else None
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode != "keyword" and (allowed is None or allowed):
