@@ -1,8 +1,8 @@
 """Fitting the filter: features for the fitting data, the feature set chosen on a validation split, the threshold.
 
 One forward pass per text gives every candidate block (states and gen together, the teacher
-apart), cached on disk per adapter and text list, so a refit after editing the probe code or the
-split costs seconds. Every candidate feature set (and L2 strength) is fitted on 75% of the fitting
+apart), cached on disk per adapter and text, so a refit after editing the probe code, the split or
+the data costs seconds plus the new texts' passes. Every candidate feature set (and L2 strength) is fitted on 75% of the fitting
 data and scored on the other 25%: with the threshold put where the validation natural questions
 allow the target false-flag rate, the score is the share of validation harmful prompts flagged
 minus the share of validation borderline prompts flagged. The winner is refitted on all fitting
@@ -28,28 +28,38 @@ VALIDATION = 0.25
 
 
 def features_for(encoder, texts: list[str], cache_dir: Path | None = None, report=None) -> dict[str, np.ndarray]:
-    """Every block for every text, through features.query_features (the code search uses), cached."""
+    """Every block for every text, through features.query_features (the code search uses).
+
+    Cached per adapter and text in one file: a refit after adding texts encodes only the new ones."""
     adapter = encoder.adapter.fingerprint() if hasattr(encoder, "adapter") else encoder.card.get("fingerprint", "")
-    key = hashlib.sha256("\n".join([adapter, encoder.backbone.fingerprint,
-                                    encoder.teacher.fingerprint, encoder.query_instruction, *texts]).encode())
+    key = hashlib.sha256("\n".join([adapter, encoder.backbone.fingerprint, encoder.teacher.fingerprint,
+                                    encoder.query_instruction]).encode())
     path = Path(cache_dir or home() / "safety") / f"features-{key.hexdigest()[:16]}.npz"
+    known: dict[str, int] = {}
+    cached: dict[str, np.ndarray] = {}
     if path.exists():
-        with np.load(path) as cached:
-            return {name: cached[name] for name in BLOCKS}
-    values: dict[str, list] = {name: [] for name in BLOCKS}
+        with np.load(path) as stored:
+            cached = {name: stored[name] for name in (*BLOCKS, "texts")}
+        known = {t: i for i, t in enumerate(cached["texts"].tolist())}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    new: dict[str, list] = {name: [] for name in BLOCKS}
     step = 256
-    for start in range(0, len(texts), step):
-        batch = query_features(encoder, texts[start:start + step], BLOCKS)
+    for start in range(0, len(missing), step):
+        batch = query_features(encoder, missing[start:start + step], BLOCKS)
         for name in BLOCKS:
-            values[name].append(batch[name])
+            new[name].append(batch[name])
         if report:
-            report(min(start + step, len(texts)), len(texts))
-    out = {name: np.concatenate(parts) for name, parts in values.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(path)
-    return out
+            report(min(start + step, len(missing)), len(missing))
+    if missing:
+        merged = {name: np.concatenate(([cached[name]] if cached else []) + new[name]) for name in BLOCKS}
+        merged["texts"] = np.array((cached["texts"].tolist() if cached else []) + missing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **merged)
+        tmp.replace(path)
+        cached, known = merged, {t: i for i, t in enumerate(merged["texts"].tolist())}
+    idx = np.array([known[t] for t in texts], dtype=np.int64)
+    return {name: cached[name][idx] for name in BLOCKS}
 
 
 def validation_rows(texts: list[str]) -> np.ndarray:
