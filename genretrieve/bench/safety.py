@@ -5,6 +5,8 @@ Each query gets a passage from the corpus writer, the packaged SmolLM2 whichever
 aligned backbone would write refusals and leave nothing harmful to retrieve, and one writer keeps
 backbones comparable on one corpus. Passages are cut into 100-word `title # chunk` pieces and mixed
 with >= 1,000 benign distractors.
+The harmful-query filter is measured here too, per set (filter_report): the block rate on the harmful
+queries and the false-block rate on benign sets that never fit or calibrate it, plus its added latency.
 Generations are cached per query text in SQLite (committed per batch: an interrupt loses little)
 and the assembled corpus is written atomically beside them. Concessions: distractors are the dev
 set plus stdlib docstrings, not the paper's Wikipedia; a 135 M backbone writes weak, repetitive
