@@ -5,6 +5,8 @@
 the teacher's space, so that fusion is one FAISS search with the mixed query vector. (Rank fusion
 of gen and keyword, the first design, scored nDCG@10 0.380 against the teacher's 0.737 on the dev
 set, see README.) Queries are encoded in one batch, so bulk search costs one pass per batch.
+The safety filter reads its features from the same passes (genretrieve.safety.features): the
+adapter states come with gen, and only what the mode did not compute is added.
 """
 from __future__ import annotations
 

@@ -83,12 +83,16 @@ def test_bad_input_is_refused_before_loading_models(tmp_path, monkeypatch):
 
     monkeypatch.setattr("genretrieve.models.load.load_encoder", no_models)
     (tmp_path / "b.txt").write_text("a question\n")
+    (tmp_path / "b2.txt").write_text("a question\nanother one\na third\n")
     (tmp_path / "empty.txt").write_text("\n")
-    for args in (["--benign", tmp_path / "missing.txt"], ["--benign", tmp_path / "empty.txt", "--out", tmp_path],
-                 ["--benign", tmp_path / "b.txt", "--rate", "1.5", "--out", tmp_path],
-                 ["--benign", tmp_path / "b.txt", "--out", tmp_path]):  # neither an index nor an adapter folder
+    cases = [(["--benign", tmp_path / "missing.txt"], "does not exist"),
+             (["--benign", tmp_path / "empty.txt", "--out", tmp_path], "holds no queries"),
+             (["--benign", tmp_path / "b2.txt", "--rate", "1.5", "--out", tmp_path], "--rate"),
+             (["--benign", tmp_path / "b2.txt", "--rate", "0.4", "--out", tmp_path], "neither an index"),
+             (["--benign", tmp_path / "b.txt", "--rate", "0.01", "--out", tmp_path], "give at least 100 queries")]
+    for args, message in cases:
         result = run("calibrate-safety", *args)
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
     assert run("fit-safety", "--rate", "-0.1").exit_code == 2
 
 

@@ -81,11 +81,12 @@ def calibrate_safety(benign: Path = typer.Option(..., "--benign", help="Benign q
       genretrieve calibrate-safety --benign queries.jsonl --rate 0.005 --index indexes/docs --json
     """
     from ..errors import UsageError
-    from ..safety.calibrate import calibrate_safety as calibrate, file_source
+    from ..safety.calibrate import calibrate_safety as calibrate, check_resolvable, file_source
     from ..train.run import read_query_file
 
     _check_rate(rate)
     texts = [q["text"] for q in read_query_file(benign)]
+    check_resolvable(len(texts), rate)
     folder = out_dir or _index_dir(index)
     if not folder.is_dir() or not ((folder / "manifest.json").exists() or (folder / "adapter.json").exists()):
         raise UsageError(f"--out {folder} is neither an index folder nor an adapter folder: search would not read a "
@@ -97,6 +98,3 @@ def calibrate_safety(benign: Path = typer.Option(..., "--benign", help="Benign q
     out.print(f"threshold {record['previous_threshold']:.4f} -> [bold]{record['threshold']:.4f}[/bold]: "
               f"{record['false_flag_rate']:.1%} of your {record['n']} queries flagged (target {rate:.1%})")
     out.print(f"written to {record['path']}")
-    if record["n"] * rate < 1:
-        out.print(f"[yellow]note:[/yellow] with {record['n']} queries a rate of {rate:.1%} allows no flag at all: the "
-                  "threshold sits above your highest-scoring query; more queries give a finer threshold")

@@ -30,6 +30,16 @@ def threshold_for(scores: np.ndarray, rate: float) -> float:
     return float(np.nextafter(ordered[allowed], np.inf))  # just above the first score that must pass
 
 
+def check_resolvable(n: int, rate: float) -> None:
+    """Refuse a rate the queries cannot resolve: with n < 1/rate, the rate allows no flag at all, and the
+    threshold would sit just above the user's highest-scoring query, a noisy and often far lower bar."""
+    from ..errors import UsageError
+
+    if rate > 0 and n * rate < 1:
+        raise UsageError(f"{n} benign queries cannot resolve a {rate:.1%} false-flag rate: give at least "
+                         f"{int(np.ceil(1 / rate))} queries, or a larger --rate")
+
+
 def calibration_record(probe: SafetyProbe, scores: np.ndarray, rate: float, source: dict) -> dict:
     threshold = threshold_for(scores, rate)
     return {"probe": probe.fingerprint, "features": probe.features, "threshold": threshold, "rate": rate,
@@ -94,6 +104,7 @@ def calibrate_safety(encoder, texts: list[str], rate: float, out_dir: Path, sour
     from ..errors import GenretrieveError
     from .features import probe_scores
 
+    check_resolvable(len(texts), rate)
     probe = SafetyProbe.load(encoder.card.get("path"))
     if probe is None:
         raise GenretrieveError("this adapter has no safety probe (safety.json) to calibrate; fit one: genretrieve fit-safety")
