@@ -3,13 +3,15 @@
 Precedence is CLI > file > defaults. A file is named by path or by a name under `configs/`
 (`--config qwen3-0.6b` finds `configs/qwen3-0.6b.yaml`); `GENRETRIEVE_CONFIG` names the file when no
 flag does. The resolved config is written beside every index and adapter, so each artefact says
-how it was made.
+how it was made. `validate` checks every key's type (from the dataclass annotations) and its
+allowed values or range (from one table, `RULES`) when the config loads, before any model does.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +36,9 @@ class ModelConfig:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     max_length: int = 512
     batch_size: int = 32
-    query_instruction: str = "Generate a passage that best answers this question:"
+    token_init: str = "prompt"  # prompt: chat framing, tokens from the assistant header | random: plain framing
+    # the chat framing's user turn is the query itself; the plain framing prefixes an instruction
+    query_instruction: str = ""
     document_instruction: str = "Summarize the following passage:"
 
 
@@ -59,7 +63,7 @@ class TrainConfig:
     queries: str = "packaged"  # the shipped pool, or a .txt/.jsonl/.csv file of queries
     max_queries: int = 2000  # sampled from the pool (deterministic); sized for responses on a CPU
     heldout: float = 0.04  # share of queries kept aside for held-out metrics (at least 50)
-    max_new_tokens: int = 128
+    max_new_tokens: int = 64  # the answer's opening carries its topic; answers are the CPU's bottleneck
     gen_batch_size: int = 16
     fit: str = "closed-form"  # closed-form | gradient | closed-form+gradient
     ridge_lambdas: list = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0, 10000.0])
@@ -87,6 +91,79 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Allowed values and ranges, per dotted key; the types come from the dataclass annotations. The choice
+# lists mirror the tables that use them (models/device.py DTYPES, index KINDS, search MODES, train fits),
+# which import torch or faiss; tests/test_reliability_cli.py checks that they agree.
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+INDEX_KINDS = ("auto", "flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq")
+SEARCH_MODES = ("gen", "teacher", "keyword", "hybrid")
+SAFETY_LEVELS = ("off", "warn", "block")
+FITS = ("closed-form", "gradient", "closed-form+gradient")
+RULES: dict[str, tuple] = {
+    "model.teacher_pooling": ("mean", "cls"), "model.dtype": DTYPES, "model.token_init": ("prompt", "random"),
+    "model.device": re.compile(r"auto|cpu|mps|cuda(:\d+)?"),
+    "model.max_length": (">=", 1), "model.batch_size": (">=", 1),
+    "index.chunk_tokens": (">=", 1), "index.chunk_overlap": ("[)", 0.0, 1.0),
+    "index.doc_encoder": ("teacher", "gen"), "index.kind": INDEX_KINDS,
+    "search.k": (">=", 1), "search.mode": SEARCH_MODES, "search.hybrid_weight": ("[]", 0.0, 1.0),
+    "search.safety": SAFETY_LEVELS,
+    "train.max_queries": (">=", 1), "train.heldout": ("()", 0.0, 1.0), "train.max_new_tokens": (">=", 1),
+    "train.gen_batch_size": (">=", 1), "train.fit": FITS, "train.ridge_lambdas": (">", 0.0),
+    "train.steps": (">=", 0), "train.batch_size": (">=", 1), "train.grad_accum": (">=", 1),
+    "train.lr": (">", 0.0), "train.tokens_lr": (">=", 0.0), "train.warmup": (">=", 0),
+    "train.align_weight": (">=", 0.0), "train.recon_weight": (">=", 0.0), "train.recon_max_tokens": (">=", 1),
+    "train.eval_every": (">=", 1), "train.checkpoint_every": (">=", 1),
+}
+_TYPE_NAMES = {"str": "text", "int": "an integer", "float": "a number", "bool": "true or false",
+               "list": "a list of numbers"}
+
+
+def _typed(key: str, kind: str, value):
+    """`value` as the annotated type, or ConfigError. PyYAML reads `1e-4` as a string, so floats accept numeric text."""
+    if kind == "float" and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind == "list" and isinstance(value, list):
+        return [_typed(key, "float", v) for v in value]
+    expected = {"str": str, "int": int, "float": float, "bool": bool, "list": list}[kind]
+    if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {_TYPE_NAMES[kind]}, not {value!r}")
+    return value
+
+
+def _check_rule(key: str, value, rule) -> None:
+    if isinstance(rule, re.Pattern):
+        if not rule.fullmatch(value):
+            raise ConfigError(f"{key} must be auto, cpu, mps or cuda[:N], not {value!r}")
+    elif rule[0] in (">=", ">", "[)", "[]", "()"):
+        low, high = rule[1], rule[2] if len(rule) > 2 else None
+        for v in value if isinstance(value, list) else [value]:
+            ok = {">=": lambda: v >= low, ">": lambda: v > low, "[)": lambda: low <= v < high,
+                  "[]": lambda: low <= v <= high, "()": lambda: low < v < high}[rule[0]]()
+            if not ok:
+                bounds = {">=": f"at least {low}", ">": f"above {low}", "[)": f"in [{low}, {high})",
+                          "[]": f"in [{low}, {high}]", "()": f"in ({low}, {high})"}[rule[0]]
+                raise ConfigError(f"{key} must be {bounds}, not {v!r}")
+    elif value not in rule:
+        raise ConfigError(f"{key} must be one of {' | '.join(rule)}, not {value!r}")
+
+
+def validate(config: "Config") -> None:
+    """Check (and normalise: int -> float, numeric text -> float) every key; raises ConfigError naming the key."""
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for f in dataclasses.fields(values):
+            key = f"{section.name}.{f.name}"
+            value = _typed(key, str(f.type).split("[")[0], getattr(values, f.name))
+            setattr(values, f.name, value)
+            if key in RULES:
+                _check_rule(key, value, RULES[key])
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -138,4 +215,5 @@ def load_config(source: str | Path | Config | None = None, **overrides) -> Confi
             continue
         section, key = dotted.split("__")
         _overlay(config, {section: {key: value}}, "")
+    validate(config)
     return config

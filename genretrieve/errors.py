@@ -15,3 +15,7 @@ class MissingWeights(GenretrieveError):
 
 class IncompatibleArtifact(GenretrieveError):
     """An index, adapter or cache made with another model, refused rather than mixed."""
+
+
+class DamagedIndex(GenretrieveError):
+    """An index folder whose manifest or database cannot be read; the message names the rebuild command."""

@@ -7,6 +7,11 @@ of gen and keyword, the first design, scored nDCG@10 0.380 against the teacher's
 set, see README.) Queries are encoded in one batch, so bulk search costs one pass per batch.
 The safety filter reads its features from the same passes (genretrieve.safety.features): the
 adapter states come with gen, and only what the mode did not compute is added.
+
+A Searcher opens the index read-only and may live long while `genretrieve index` runs change it:
+each search checks the manifest (rewritten at the end of every run, replaced by a --rebuild) and
+the store's generation, reloading what changed, and FAISS hits are joined to chunk rows by id,
+so a chunk deleted meanwhile is dropped instead of shifting the others' scores.
 """
 from __future__ import annotations
 
@@ -15,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import SAFETY_LEVELS, SEARCH_MODES
 from .errors import UsageError
-from .index.folder import IndexFolder, index_identity
+from .index.folder import MANIFEST, IndexFolder, index_identity
 from .safety import load_probe, probe_flags
 
-MODES = ("gen", "teacher", "keyword", "hybrid")
-SAFETY = ("off", "warn", "block")
+MODES, SAFETY = SEARCH_MODES, SAFETY_LEVELS  # one list each, checked when the config loads
 
 
 @dataclass
@@ -49,21 +54,43 @@ class Result:
     blocked: bool = False  # ... and --safety block withheld the hits
 
 
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Searcher:
     """An open index plus the encoder that matches it; reuse it for many queries."""
 
     def __init__(self, index_dir: Path, encoder=None, config=None):
-        self.folder = IndexFolder(index_dir)
-        self.encoder = encoder
-        if encoder is not None:
-            self.folder.check_encoder(index_identity(encoder, config))
-        self._vectors = None
+        self.index_dir, self.encoder, self.config = Path(index_dir), encoder, config
+        self.folder = self._open()
+        self._vectors, self._generation = None, None
         # the adapter's probe, with a user calibration from the index folder (or the adapter's) in force
         self.probe = load_probe(encoder.card.get("path"), index_dir) if encoder is not None else None
+
+    def _open(self) -> IndexFolder:
+        folder = IndexFolder(self.index_dir, readonly=True)
+        if self.encoder is not None:
+            folder.check_encoder(index_identity(self.encoder, self.config))
+        self._manifest_stat = _stat(self.index_dir / MANIFEST)
+        return folder
+
+    def refresh(self) -> None:
+        """Notice a new index generation: a rewritten manifest reopens the folder, a new generation reloads FAISS."""
+        if _stat(self.index_dir / MANIFEST) != self._manifest_stat:
+            self.folder.close()
+            self.folder, self._vectors = self._open(), None
+        if self.folder.store.generation() != self._generation:
+            self._vectors = None
 
     @property
     def vectors(self):
         if self._vectors is None:
+            self._generation = self.folder.store.generation()
             self._vectors = self.folder.vector_index()
         return self._vectors
 
@@ -102,6 +129,7 @@ class Searcher:
             raise UsageError("-k must be at least 1")
         if any(not q.strip() for q in queries):
             raise UsageError("empty query")
+        self.refresh()
         store = self.folder.store
         filtering = safety != "off" and self.probe is not None
         states = filtering and "states" in self.probe.needs
@@ -123,9 +151,11 @@ class Searcher:
                 results.append(Result(query, [], flagged=True, blocked=True))
                 continue
             ranked = store.keyword_search(query, k, allowed) if mode == "keyword" else dense_hits
-            rows = store.get_chunks([chunk_id for chunk_id, _ in ranked])
+            rows = {row["id"]: row for row in store.get_chunks([chunk_id for chunk_id, _ in ranked])}
+            # joined by id: a chunk deleted since FAISS was built is dropped, never paired with another's score
+            found = [(score, rows[chunk_id]) for chunk_id, score in ranked if chunk_id in rows]
             hits = [Hit(rank, score, row["id"], row["path"], row["start_line"], row["end_line"], row["page"],
                         row["heading"], row["text"], row["metadata"], bool(flag))
-                    for rank, ((_, score), row) in enumerate(zip(ranked, rows), 1)]
+                    for rank, (score, row) in enumerate(found, 1)]
             results.append(Result(query, hits, flagged=bool(flag)))
         return results

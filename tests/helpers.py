@@ -162,3 +162,24 @@ def fixture_docs(root):
     (root / "blob.txt").write_bytes(b"\x00\x01\x02binary\x00" * 20)
     (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf \x00\xff")
     return root
+
+
+# A chat template in the shape of SmolLM2's (a default system turn, then the user turn and the
+# assistant header), written with the tiny vocabulary's words.
+TINY_CHAT_TEMPLATE = ("{% if messages[0]['role'] != 'system' %}you are a python answer page .{% endif %}"
+                      "{% for m in messages %} {{ m['role'] == 'user' and 'question' or 'the' }} : {{ m['content'] }} ."
+                      "{% endfor %}{% if add_generation_prompt %} answer :{% endif %}")
+
+
+def tiny_chat_encoder(seed: int = 0, **kwargs):
+    """A tiny encoder whose tokenizer has a chat template, so a fresh adapter gets the chat framing."""
+    from genretrieve.config import Config
+    from genretrieve.models.load import build_encoder
+
+    backbone = tiny_backbone(seed)
+    backbone.tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    config = Config()
+    config.model.adapter = "fresh"
+    for key, value in {"batch_size": 4, **kwargs}.items():
+        setattr(config.model, key, value)
+    return build_encoder(backbone, tiny_teacher(), config)

@@ -32,8 +32,8 @@ def test_padded_batch_equals_one_by_one_and_order_is_restored():
 def test_truncation_cuts_the_text_and_keeps_the_adapter_tokens_last():
     encoder = tiny_encoder(max_length=16)
     long_text = " ".join(["the sea"] * 50)
-    ids = encoder.token_ids([long_text], encoder.query_instruction)[0]
-    assert len(ids) == 16 - encoder.adapter.n_tokens
+    prefix, rows = encoder.token_ids([long_text], encoder.query_instruction)
+    assert len(prefix) + len(rows[0]) == 16 - encoder.adapter.n_tokens
     # the embedding still depends on the adapter tokens, so they were not cut away
     before = encoder.encode_queries([long_text])
     with torch.no_grad():
@@ -64,7 +64,7 @@ def test_one_optimiser_step_moves_the_adapter_and_never_the_backbone():
     backbone_before = {k: v.clone() for k, v in encoder.backbone.model.state_dict().items()}
     adapter_before = {k: v.clone() for k, v in encoder.adapter.state_dict().items()}
     optimizer = torch.optim.AdamW(encoder.adapter.parameters(), lr=1e-2)
-    hidden = encoder.hidden_states(encoder.token_ids(TEXTS, encoder.query_instruction))
+    hidden = encoder.hidden_states(*encoder.token_ids(TEXTS, encoder.query_instruction))
     target = torch.nn.functional.normalize(torch.randn(len(TEXTS), 16), dim=-1)
     loss = torch.nn.functional.mse_loss(torch.nn.functional.normalize(encoder.adapter(hidden), dim=-1), target)
     loss.backward()
@@ -123,7 +123,7 @@ def test_queries_with_states_is_one_pass_matching_both_apis():
     texts = ["how do I kill a python process", "what is the capital of france ?", "tide"]
     calls = []
     forward = encoder.hidden_states
-    encoder.hidden_states = lambda ids: calls.append(len(ids)) or forward(ids)
+    encoder.hidden_states = lambda prefix, rows: calls.append(len(rows)) or forward(prefix, rows)
     gen, states = encoder.encode_queries_with_states(texts)
     assert sum(calls) == len(texts)  # every text through the backbone once
     encoder.hidden_states = forward

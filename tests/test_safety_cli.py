@@ -134,6 +134,6 @@ def test_fit_safety_refits_the_probe_beside_the_adapter(tiny, monkeypatch, tmp_p
     assert {r["features"] for r in probe.fit["validation"]} == {"states", "teacher"}
     calls = []
     forward = tiny.hidden_states
-    tiny.hidden_states = lambda ids: calls.append(1) or forward(ids)
+    tiny.hidden_states = lambda *args: calls.append(1) or forward(*args)
     assert run("fit-safety", "--rate", "0.1", "--json").exit_code == 0
     assert not calls  # a refit reads the cached features: no forward pass

@@ -45,7 +45,8 @@ def latencies(fn, items) -> list[float]:
 
 def bare_backbone_forward(encoder, texts):
     """The reference: the same token ids (+10 ordinary tokens) through the base model alone."""
-    ids = encoder.token_ids(texts, encoder.document_instruction)
+    prefix, rows = encoder.token_ids(texts, encoder.document_instruction)
+    ids = [prefix + row for row in rows]
     tokenizer = encoder.backbone.tokenizer
     filler = tokenizer.eos_token_id
     with torch.inference_mode():
@@ -146,7 +147,8 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool) -> dict:
         # deepcopy: load_config(Config, ...) copies shallowly, so overriding would change `base` too
         encoder = load_encoder(load_config(base, model__dtype=dtype))
         encoder.encode_queries(qs[:2])  # warm-up
-        doc_tokens = np.mean([len(r) for r in encoder.token_ids(docs, encoder.document_instruction)])
+        prefix, rows = encoder.token_ids(docs, encoder.document_instruction)
+        doc_tokens = len(prefix) + np.mean([len(r) for r in rows])
         systems = {
             "gen": (encoder.encode_queries, encoder.encode_documents),
             "teacher": (encoder.teacher.encode, encoder.teacher.encode),

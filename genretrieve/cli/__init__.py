@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from ..ui import ConfigOpt, JsonOpt, err  # noqa: F401  (the command modules import them from here)
+from ..ui import ConfigOpt, JsonOpt, err, keep_help_defaults  # noqa: F401  (the command modules import them from here)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Semantic search with generative embeddings: a query embeds as the answer a frozen LLM would give.")
@@ -39,3 +39,4 @@ from . import safety  # noqa: E402,F401,I001
 from ..bench.cli import bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
+keep_help_defaults(app)  # after every command is registered: "[default: x]" in help texts survives rich markup

@@ -11,6 +11,9 @@ from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
 
 
+_NOTES = 50  # skipped/failed inputs named on the terminal; --json lists all
+
+
 @app.command()
 @handle_errors
 def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
@@ -40,11 +43,9 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
     """
     from ..config import load_config
     from ..errors import UsageError
-    from ..index.build import build_index
+    from ..index.build import build_index, preflight
     from ..ui import progress
 
-    if not path.exists():
-        raise UsageError(f"{path} does not exist")
     if engine not in ("local", "ray"):
         raise UsageError(f"--engine must be local or ray, not {engine!r}")
     if engine == "local" and (address or workers or gpus_per_worker is not None):
@@ -54,6 +55,7 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
     from ..index.shards import parse_shard
     shard_ix = parse_shard(shard) if shard else None
     cfg = load_config(config, index__doc_encoder=doc_encoder, index__kind=kind)
+    preflight(path, _index_dir(index), rebuild, shard_ix)  # every check that needs no model, before loading them
     with progress() as bar:
         task = bar.add_task("indexing", total=None)
         report = lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total)  # noqa: E731
@@ -73,8 +75,13 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
               f"{summary.files_skipped} skipped, {len(summary.files_failed)} failed, {len(summary.files_removed)} removed")
     out.print(f"chunks: {summary.chunks_added} added ({summary.chunks_encoded} encoded), {summary.chunks_removed} removed, "
               f"{summary.chunks_total} total; {summary.seconds:.1f} s, {summary.chunks_per_s:.1f} chunks/s")
-    for failure in summary.files_failed:
-        err.print(f"[yellow]skipped[/yellow] {escape(failure['path'])}: {escape(failure['error'])}", highlight=False)
+    notes = [("failed", f["path"], f["error"]) for f in summary.files_failed]
+    notes += [("skipped", s["path"], s["reason"]) for s in summary.skipped]
+    notes += [("bad record", f"{b['path']}:{b['line']}", b["error"]) for b in summary.bad_records]
+    for what, where_, why in notes[:_NOTES]:
+        err.print(f"[yellow]{what}[/yellow] {escape(where_)}: {escape(why)}", highlight=False)
+    if len(notes) > _NOTES:
+        err.print(f"... and {len(notes) - _NOTES} more (all of them: --json)")
     for gone in summary.files_removed:
         out.print(f"removed {gone}", markup=False)
 
@@ -114,28 +121,43 @@ def list_indexes(root: Path = typer.Option(Path("indexes"), "--root", help="Fold
 
     Example: genretrieve indexes --json
     """
+    from ..errors import DamagedIndex
     from ..index.folder import IndexFolder, MANIFEST
 
-    rows = [IndexFolder(m.parent).describe() for m in sorted(root.glob(f"*/{MANIFEST}"))]
+    rows, damaged = [], []
+    for manifest in sorted(root.glob(f"*/{MANIFEST}")):
+        try:
+            folder = IndexFolder(manifest.parent, readonly=True)
+            rows.append(folder.describe())
+            folder.close()
+        except DamagedIndex as exc:
+            damaged.append({"path": str(manifest.parent), "damaged": str(exc)})
     if json:
-        for row in rows:
+        for row in rows + damaged:
             print_json(row)
         return
     from ..render import indexes_table
     out.print(indexes_table(rows))
+    for row in damaged:
+        out.print(f"[red]damaged:[/red] {escape(row['damaged'])}", highlight=False)
 
 
 @app.command()
 @handle_errors
 def rm(index: Path = typer.Argument(..., help="Index folder to delete."),
        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
-    """Delete an index folder (after confirmation).
+    """Delete an index folder (after confirmation): only a folder that is an index, and only the index's own files.
 
     Example: genretrieve rm indexes/old --yes
     """
     from ..index.folder import remove_index
 
     if not yes and not typer.confirm(f"delete the index at {index}?", err=True):
-        raise typer.Exit(1)
-    remove_index(index)
-    err.print(f"deleted {index}")
+        err.print("nothing deleted")
+        return
+    kept = remove_index(index)
+    if kept:
+        err.print(f"deleted the index files in {escape(str(index))}; kept what is not the index's: "
+                  f"{escape(', '.join(kept))}", highlight=False)
+    else:
+        err.print(f"deleted {escape(str(index))}", highlight=False)

@@ -36,6 +36,19 @@ def _read_queries(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def _check_index(index_dir: Path, path_glob: Optional[str]) -> None:
+    """Open the index read-only (no index, a damaged one: an error) and say when --path matches nothing."""
+    from ..index.folder import IndexFolder
+
+    folder = IndexFolder(index_dir, readonly=True)
+    try:
+        if path_glob and not folder.store.ids_matching_path(path_glob):
+            err.print(f"[yellow]warning:[/yellow] --path {escape(path_glob)} matches no indexed file, so there are "
+                      "no hits; paths are relative to the indexed folder (see genretrieve indexes)", highlight=False)
+    finally:
+        folder.close()
+
+
 @app.command()
 @handle_errors
 def search(query: Optional[str] = typer.Argument(None, help="The question or search text."),
@@ -66,6 +79,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
         raise UsageError("empty query")
     cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety, search__hybrid_weight=hybrid_weight)
     pairs = _read_queries(queries) if queries else [(None, query)]
+    _check_index(_index_dir(index), path_glob)  # before the models: a missing or damaged index is reported at once
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
     encoder = _encoder(cfg) if needs_models else None
     if encoder is not None and not encoder.card["trained"] and cfg.search.mode in ("gen", "hybrid"):

@@ -2,10 +2,14 @@
 
 Each document is tokenized once with a fast tokenizer's offset mapping; windows of at most
 `max_tokens` tokens slide with a fixed overlap, and a window is pulled back to a sentence or
-line end when one lies in its last quarter. Line numbers, PDF pages and the nearest heading
-are looked up by bisect over positions computed once per document. Concessions: headings are
-recognised by markdown/rst line syntax only (so '# ' lines in a .txt count), and a JSONL
-record's chunks all point at the record's line rather than at lines inside its text.
+line end when one lies in its last quarter (else to a word end). A window never starts inside
+a word: with subword tokenizers the overlap would otherwise begin mid-word ("elists.org"), so the
+start moves back to the word's first token. Line numbers, PDF pages and the nearest heading are
+looked up by bisect over positions computed once per document. A heading is a markdown ATX line
+outside code fences, or an rst/setext title: a line with a letter or digit, after a blank line
+(or an overline), whose underline is not much longer than it (a longer one is a ruler).
+Concessions: headings are recognised by line syntax only (so '# ' lines in a .txt count), and a
+JSONL record's chunks all point at the record's line rather than at lines inside its text.
 """
 
 from __future__ import annotations
@@ -33,10 +37,17 @@ class Chunk:
     heading: str | None  # nearest markdown/rst heading at or before start_char
 
 
-def _underline(line: str, title: str) -> bool:
+def _underline(line: str, title: str, overlined: bool) -> bool:
     u = line.rstrip()
-    # >= 3 chars keeps markdown list bullets ('-') from turning the previous line into a heading.
-    return len(u) >= max(3, len(title)) and len(set(u)) == 1 and u[0] in _RST_ADORNMENT
+    # >= 3 chars keeps markdown list bullets ('-') from turning the previous line into a heading;
+    # an underline far longer than its title is a ruler under a paragraph's last line.
+    longest = len(u) if overlined else len(title) + max(4, len(title) // 2)
+    return max(3, len(title)) <= len(u) <= longest and len(set(u)) == 1 and u[0] in _RST_ADORNMENT
+
+
+def _is_ruler(line: str) -> bool:
+    s = line.strip()
+    return len(s) >= 3 and len(set(s)) == 1 and not s[0].isalnum()
 
 
 class _Locator:
@@ -61,8 +72,9 @@ class _Locator:
                     self._add_heading(pos, m.group(1))
                 elif (
                     i + 1 < len(lines)
-                    and not set(stripped) <= _RST_ADORNMENT
-                    and _underline(lines[i + 1], stripped)
+                    and re.search(r"[^\W_]", stripped)
+                    and (i == 0 or not lines[i - 1].strip() or _is_ruler(lines[i - 1]))
+                    and _underline(lines[i + 1], stripped, i > 0 and _is_ruler(lines[i - 1]))
                 ):
                     self._add_heading(pos, stripped)
             pos += len(line) + 1
@@ -112,6 +124,10 @@ def _ends_sentence(text: str, end: int) -> bool:
     return text[end - 1] in _SENTENCE_END and text[end].isspace()
 
 
+def _mid_word(text: str, char: int) -> bool:
+    return 0 < char < len(text) and text[char - 1].isalnum() and text[char].isalnum()
+
+
 def chunk_document(
     doc: Document, tokenizer, max_tokens: int = 200, overlap: float = 0.15
 ) -> list[Chunk]:
@@ -144,10 +160,17 @@ def chunk_document(
                 if _ends_sentence(text, offsets[j][1]):
                     end = j + 1
                     break
+            else:  # no sentence end in reach: at least end between words
+                for j in range(end - 1, floor - 2, -1):
+                    if not _mid_word(text, offsets[j][1]):
+                        end = j + 1
+                        break
         chunk = locator.chunk(offsets[start][0], offsets[end - 1][1])
         if chunk:
             chunks.append(chunk)
         if end >= n:
             return chunks
-        prev_end = end
+        prev_end, prev_start = end, start
         start = max(end - overlap_tokens, start + 1)
+        while start > prev_start + 1 and _mid_word(text, offsets[start][0]):
+            start -= 1  # back to the word's first token: more overlap, never a lost or cut word

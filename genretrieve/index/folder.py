@@ -5,11 +5,20 @@ fingerprints, document encoder, chunking); an index is opened only by a matching
 otherwise the user is told to `--rebuild`. The FAISS files are a cache of the vectors in
 SQLite, stamped with the store's generation, and rebuilt when stale: `vectors.faiss` +
 `vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the on-disk ones.
+
+The manifest carries a format marker (`"type": "genretrieve-index"`) and the indexed roots, so
+`rm` deletes only a folder it can prove is an index, and only the index's own files (OWN_FILES),
+and an index run refuses a folder holding anything else, or another root than the one indexed.
+A reader (`readonly=True`, the search path) never writes: a stale FAISS file is rebuilt in
+memory, not on disk. A manifest or database that cannot be read raises DamagedIndex, naming
+the rebuild command.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,13 +26,62 @@ import numpy as np
 
 from .. import __version__
 from ..config import Config
-from ..errors import GenretrieveError, IncompatibleArtifact, UsageError
+from ..errors import DamagedIndex, GenretrieveError, IncompatibleArtifact, UsageError
 from ..models.assets import atomic_write_text
+from .lock import LOCK, is_locked
 from .ondisk import ONDISK_KINDS, OnDiskIndex, build_ondisk, is_current, remove_stale
 from .store import Store
 from .vectors import KINDS, VectorIndex
 
 MANIFEST = "manifest.json"
+MARKER = "genretrieve-index"  # manifest["type"]: what proves a folder is an index
+SHARDS_DIR = "shards"  # where sharded runs write (shards.py imports it as SHARDS)
+# Everything an index writes into its folder, temp and lock files included (fnmatch patterns).
+OWN_FILES = (MANIFEST, f".{MANIFEST}.*", "meta.sqlite", "meta.sqlite-journal", "meta.sqlite-wal", "meta.sqlite-shm",
+             "vectors.faiss", "vectors.npz", ".vectors.faiss.*.tmp", ".vectors.npz.*.tmp", "vectors.ondisk",
+             ".vectors.ondisk.*.tmp", "vectors.*.ivfdata", ".ondisk-build.*", LOCK, SHARDS_DIR)
+
+
+def is_own_file(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in OWN_FILES)
+
+
+def rebuild_hint(path: Path, roots: list[str] | None = None) -> str:
+    return f"rebuild with `genretrieve index {roots[0] if roots else 'PATH'} --index {path} --rebuild`"
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of the index at `path`, checked enough to be used; DamagedIndex otherwise."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DamagedIndex(f"the index at {path} is damaged (its {MANIFEST} cannot be read: {exc}); "
+                           f"{rebuild_hint(path)}") from exc
+    identity = manifest.get("identity") if isinstance(manifest, dict) else None
+    if not isinstance(identity, dict) or not isinstance(identity.get("dim"), int):
+        raise DamagedIndex(f"the index at {path} is damaged (its {MANIFEST} lacks the index identity); "
+                           f"{rebuild_hint(path)}")
+    return manifest
+
+
+def is_marked(manifest: dict) -> bool:
+    """Our format marker, or a manifest written before the marker existed (identity + genretrieve version)."""
+    return manifest.get("type") == MARKER or (
+        manifest.get("format") == 1 and isinstance(manifest.get("identity"), dict)
+        and "genretrieve" in (manifest.get("versions") or {}))
+
+
+def check_index_target(path: Path) -> None:
+    """Refuse, before any model loads, an --index that is a file or a folder holding files that are not an index's."""
+    path = Path(path)
+    if path.is_file():
+        raise UsageError(f"--index {path} is a file; give a folder (new, empty, or an existing index)")
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if not is_own_file(p.name))
+        if others:
+            listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise UsageError(f"--index {path} holds other files ({listed}); an index needs a folder of its own: "
+                             "give a new or empty folder")
 
 
 def index_identity(encoder, config: Config, no_chunk: bool = False) -> dict:
@@ -43,19 +101,22 @@ def identity_differences(old: dict, new: dict) -> list[str]:
 
 
 class IndexFolder:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly  # a reader: never writes (search)
         manifest = self.path / MANIFEST
         if not manifest.exists():
             if (self.path / "shards").is_dir():  # sharded runs write only there until merged
                 raise GenretrieveError(f"{self.path} holds shards but no merged index yet: run genretrieve merge {self.path}")
             raise GenretrieveError(f"no index at {self.path}; build one with: genretrieve index PATH --index {self.path}")
-        self.manifest = json.loads(manifest.read_text())
+        self.manifest = read_manifest(self.path)
         self._store: Store | None = None
 
     @classmethod
-    def create_or_open(cls, path: Path, identity: dict, config: Config) -> "IndexFolder":
+    def create_or_open(cls, path: Path, identity: dict, config: Config,
+                       roots: list[str] | None = None) -> "IndexFolder":
         path = Path(path)
+        check_index_target(path)
         if (path / MANIFEST).exists():
             folder = cls(path)
             differences = identity_differences(folder.manifest["identity"], identity)
@@ -66,10 +127,24 @@ class IndexFolder:
             return folder
         path.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest = {"format": 1, "identity": identity, "config": config.to_dict(), "created": now, "updated": now,
+        manifest = {"type": MARKER, "format": 1, "roots": roots or [], "identity": identity,
+                    "config": config.to_dict(), "created": now, "updated": now,
                     "versions": library_versions()}
         atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         return cls(path)
+
+    def claim_root(self, root: Path) -> None:
+        """Refuse to index another root into this index (its files would be pruned); record the root if new."""
+        root_s = str(Path(root).resolve())
+        roots = self.manifest.get("roots") or []
+        if roots and root_s not in roots:
+            raise UsageError(
+                f"the index at {self.path} holds {', '.join(roots)}; indexing {root_s} into it would drop those files. "
+                f"Index {roots[0]} again to update it, give another --index for {root_s}, "
+                f"or replace its content with --rebuild")
+        if not roots:  # a new index, or one made before roots were recorded
+            self.manifest["roots"] = [root_s]
+            atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def matches(self, identity: dict) -> bool:
         return not identity_differences(self.manifest["identity"], identity)
@@ -86,7 +161,11 @@ class IndexFolder:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.path / "meta.sqlite")
+            try:
+                self._store = Store(self.path / "meta.sqlite", readonly=self.readonly)
+            except DamagedIndex as exc:
+                raise DamagedIndex(f"the index at {self.path} is damaged ({exc}); "
+                                   f"{rebuild_hint(self.path, self.manifest.get('roots'))}") from exc
         return self._store
 
     def write_vectors(self, kind: str = "auto", blocks: list[np.ndarray] | None = None) -> None:
@@ -99,12 +178,9 @@ class IndexFolder:
             stamp["ondisk"] = build_ondisk(self.path, self.store, dim, kind, blocks)
             stamp["count"] = stamp["ondisk"]["count"]
         else:
-            ids, vectors = self.store.all_vectors()
-            index = VectorIndex(dim, kind=kind)
-            if len(ids):
-                index.add(ids, vectors.astype(np.float32))
+            index = self._in_memory(kind)
             index.save(self.path)
-            stamp["count"] = len(ids)
+            stamp["count"] = len(index)
         self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.manifest["vectors"] = stamp
         atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
@@ -120,13 +196,34 @@ class IndexFolder:
         present = is_current(self.path, stamp.get("ondisk")) if kind in ONDISK_KINDS \
             else (self.path / "vectors.npz").exists()
         if stamp.get("generation") != self.store.generation() or not present:
-            # an index run was interrupted after committing rows but before writing FAISS: derive it now
-            self.write_vectors(kind)
-            stamp = self.manifest["vectors"]
+            # an index run is going on, or was interrupted after committing rows but before writing FAISS
+            if self.readonly and kind not in ONDISK_KINDS:
+                return self._in_memory(kind)  # a reader derives it in memory and writes nothing
+            if self.readonly and not present:
+                raise GenretrieveError(f"the vectors of the index at {self.path} are missing (its last run was "
+                                       "cut off); "
+                                       f"run `genretrieve index {(self.manifest.get('roots') or ['PATH'])[0]} "
+                                       f"--index {self.path}` again")
+            if not self.readonly:
+                self.write_vectors(kind)
+                stamp = self.manifest["vectors"]
         if kind in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
             info = stamp["ondisk"]
             return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], info["nprobe"], info.get("rerank", 0))
-        return VectorIndex.load(self.path, gpu=gpu)
+        try:
+            return VectorIndex.load(self.path, gpu=gpu)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a damaged cache file: SQLite holds the vectors
+            if self.readonly:
+                return self._in_memory(kind)
+            self.write_vectors(kind)
+            return VectorIndex.load(self.path, gpu=gpu)
+
+    def _in_memory(self, kind: str) -> VectorIndex:
+        ids, vectors = self.store.all_vectors()
+        index = VectorIndex(self.manifest["identity"]["dim"], kind=kind)
+        if len(ids):
+            index.add(ids, vectors.astype(np.float32))
+        return index
 
     def describe(self) -> dict:
         size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
@@ -157,6 +254,39 @@ def library_versions() -> dict:
             "faiss": faiss.__version__}
 
 
-def remove_index(path: Path) -> None:
-    IndexFolder(path)  # refuses anything that is not an index folder
-    shutil.rmtree(path)
+def remove_index(path: Path) -> list[str]:
+    """Delete the index at `path`: only its own files, only if it is provably an index; returns the names kept.
+
+    Proof: a manifest with our marker, or (a damaged index) an unreadable manifest beside meta.sqlite
+    in a folder holding nothing but an index's own files. Anything else in the folder is left."""
+    path = Path(path)
+    if not path.is_dir():
+        raise GenretrieveError(f"no index at {path}" if not path.exists() else f"{path} is a file, not an index folder")
+    names = sorted(p.name for p in path.iterdir())
+    others = [n for n in names if not is_own_file(n)]
+    try:
+        marked = is_marked(json.loads((path / MANIFEST).read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        marked = False
+    # a damaged index, or the bare lock an index run that failed at once left behind
+    damaged = (MANIFEST in names and "meta.sqlite" in names or names == [LOCK]) and not others
+    if not marked and not damaged:
+        raise GenretrieveError(f"{path} is not a genretrieve index (no manifest with the genretrieve marker"
+                               f"{', and it holds ' + ', '.join(others[:5]) if others else ''}); nothing deleted")
+    if is_locked(path):
+        raise GenretrieveError(f"another `genretrieve index` run holds {path}; nothing deleted")
+    shards = path / SHARDS_DIR
+    if shards.is_dir():  # each shard is an index folder of its own
+        for shard in sorted(shards.iterdir()):
+            kept = remove_index(shard) if shard.is_dir() else [""]
+            others += [f"{SHARDS_DIR}/{shard.name}/{name}".rstrip("/") for name in kept]
+        if not any(shards.iterdir()):
+            shards.rmdir()
+    for name in names:
+        target = path / name
+        if name in others or name == SHARDS_DIR or not target.exists():
+            continue
+        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+    if not any(path.iterdir()):
+        path.rmdir()
+    return others

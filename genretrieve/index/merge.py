@@ -21,6 +21,7 @@ from ..config import Config, _overlay
 from ..models.assets import atomic_write_text
 from .build import Report, swap_in
 from .folder import MANIFEST, IndexFolder, check_kind
+from .lock import writer_lock
 from .ondisk import ONDISK_KINDS
 from .shards import check_shards, discard_staging, shard_of
 
@@ -41,6 +42,12 @@ class MergeSummary:
 
 
 def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None = None) -> MergeSummary:
+    """Merge under the index's writer lock: an index run or another merge on DIR meanwhile is refused."""
+    with writer_lock(Path(index_dir)):
+        return _merge(index_dir, kind, report)
+
+
+def _merge(index_dir: Path, kind: str | None, report: Report | None) -> MergeSummary:
     start = time.perf_counter()
     index_dir = Path(index_dir)
     report = report or (lambda stage, done, total: None)
@@ -54,7 +61,7 @@ def merge_shards(index_dir: Path, kind: str | None = None, report: Report | None
         config.index.kind = kind
     staging = index_dir.with_name(f".{index_dir.name}.merge")
     discard_staging(staging, index_dir)
-    folder = IndexFolder.create_or_open(staging, first["identity"], config)
+    folder = IndexFolder.create_or_open(staging, first["identity"], config, roots=first.get("roots"))
     sources = [IndexFolder(shard.path) for shard in shards]
     summary = MergeSummary(shards=len(shards))
     try:

@@ -195,11 +195,12 @@ class OnDiskIndex:
         if self.rerank <= 1 or not (ids >= 0).any():
             return _by_score(scores[:, :k], ids[:, :k], k)
         found = np.unique(ids[ids >= 0])
-        vectors = self.store.vectors_of(found, self.dim).astype(np.float32)
+        # missing_ok: a chunk deleted by an index run since these lists were written scores -inf, not an error
+        vectors = self.store.vectors_of(found, self.dim, missing_ok=True).astype(np.float32)
         rows = np.searchsorted(found, np.where(ids >= 0, ids, found[0]))
         exact = np.einsum("qd,qcd->qc", q, vectors[rows]) if len(q) <= 64 else \
             np.vstack([vectors[r] @ v for v, r in zip(q, rows)])  # bounded memory for big batches
-        exact[ids < 0] = -np.inf
+        exact[(ids < 0) | np.isnan(exact)] = -np.inf
         top = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         return _by_score(np.take_along_axis(exact, top, 1), np.take_along_axis(ids, top, 1), k)
 

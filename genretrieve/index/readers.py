@@ -2,9 +2,13 @@
 
 Each format goes through one stdlib-or-declared-dependency path: UTF-8 with a charset_normalizer
 fallback for plain text, BeautifulSoup's stdlib parser for HTML (headings become markdown '#'
-lines so the chunker can see them), pypdf for PDF, json for JSONL. Concessions: PDFs without a
-text layer (scans) are reported as unreadable rather than OCR'd, a single bad JSONL line fails
-the whole file, and nested ignore files are honoured but git's global/.git/info excludes are not.
+lines so the chunker can see them; <pre> blocks are fenced so code lines never read as headings),
+pypdf for PDF, json for JSONL. Texinfo navigation lines ("Next: x, Previous: y, Up: z") are
+blanked, keeping line numbers. Every input left out is named with its reason (`skip_reason`,
+`iter_files(skipped=...)`); a JSONL file keeps its good records and names its bad lines when the
+caller collects `problems`. Concessions: PDFs without a text layer (scans) are reported as
+unreadable rather than OCR'd, and nested ignore files are honoured but git's global/.git/info
+excludes are not.
 """
 
 from __future__ import annotations
@@ -72,19 +76,27 @@ def _ignored(rel: str, levels: list[_IgnoreLevel]) -> bool:
     return verdict
 
 
-def iter_files(root: Path) -> Iterator[Path]:
+def iter_files(root: Path, skipped: list[dict] | None = None) -> Iterator[Path]:
     """Every regular file under root (sorted, deterministic), minus hidden dirs and ignored paths.
 
     .gitignore and .genretrieveignore in root or any subfolder apply with gitignore semantics,
     patterns relative to the folder holding the ignore file. A single file as root yields itself.
+    `skipped` collects {"path", "reason"} for what could not be walked or is not a regular file
+    (dangling symlinks, FIFOs, unreadable folders).
     """
     root = Path(root)
     if root.is_file():
         yield root
         return
+    skipped = [] if skipped is None else skipped
+
+    def unreadable(error: OSError) -> None:
+        rel = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
+        skipped.append({"path": f"{rel}/", "reason": f"folder not read: {error.strerror or error}"})
+
     found: list[tuple[str, Path]] = []
     levels_by_dir: dict[str, list[_IgnoreLevel]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         here = Path(dirpath)
         rel_dir = here.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
@@ -104,8 +116,14 @@ def iter_files(root: Path) -> Iterator[Path]:
         )
         for name in filenames:
             path = here / name
-            if path.is_file() and not _ignored(rel(name), levels):
+            if _ignored(rel(name), levels):
+                continue
+            if path.is_file():
                 found.append((rel(name), path))
+            elif path.is_symlink() and not path.exists():
+                skipped.append({"path": rel(name), "reason": "dangling symlink"})
+            else:
+                skipped.append({"path": rel(name), "reason": "not a regular file"})
     for _, path in sorted(found, key=lambda item: item[0].split("/")):
         yield path
 
@@ -113,21 +131,26 @@ def iter_files(root: Path) -> Iterator[Path]:
 # ---------------------------------------------------------------- sniffing
 
 
-def is_supported(path: Path) -> bool:
-    """Supported suffix (case-insensitive) and, for text formats, no NUL bytes in the first 8 KB."""
+def skip_reason(path: Path) -> str | None:
+    """Why a file is left out (None: it is read): an unsupported suffix, or NUL bytes in the first 8 KB of text."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        return False
+        return f"unsupported file type ({suffix or 'no suffix'}; supported: {' '.join(sorted(SUPPORTED_SUFFIXES))})"
     if suffix in _TEXT_SUFFIXES:
         try:
             with open(path, "rb") as fh:
                 head = fh.read(_SNIFF_BYTES)
         except OSError:
-            return True  # let read_file report the real reason as UnreadableFile
+            return None  # let read_file report the real reason as UnreadableFile
         if b"\x00" in head and not head.startswith(_WIDE_BOMS):
-            return False
-    return True
+            return "looks binary (NUL bytes; UTF-16/32 text needs a byte-order mark)"
+    return None
+
+
+def is_supported(path: Path) -> bool:
+    """Supported suffix (case-insensitive) and, for text formats, no NUL bytes in the first 8 KB."""
+    return skip_reason(path) is None
 
 
 # ---------------------------------------------------------------- reading
@@ -173,8 +196,18 @@ def _decode(data: bytes, path: Path) -> str:
     return str(best)
 
 
+# texinfo node headers and navigation lines: "File: x.info,  Node: y,  Next: z,  Up: Top", "Next: a, Previous: b, Up: c"
+_NAV_LABELS = r"(?:File|Node|Next|Prev|Previous|Up|Contents|Index)"
+_NAVIGATION = re.compile(rf"^[ \t\x1f]*{_NAV_LABELS}:[^\n]*?,[ \t]+{_NAV_LABELS}:[^\n]*$", re.MULTILINE)
+
+
+def _drop_navigation(text: str) -> str:
+    """Blank texinfo navigation lines (kept as empty lines, so line numbers stay true)."""
+    return _NAVIGATION.sub("", text)
+
+
 def _read_text(path: Path, rel: str) -> list[Document]:
-    text = _normalise_newlines(_decode(_read_bytes(path), path))
+    text = _drop_navigation(_normalise_newlines(_decode(_read_bytes(path), path)))
     return [Document(rel, text, {})] if text.strip() else []
 
 
@@ -248,6 +281,9 @@ def _html_to_text(soup) -> str:
             out.append("\n")  # always: <br><br> is a deliberate blank line
             continue
         children = [(c, in_pre or name == "pre") for c in node.children]
+        if name == "pre" and not in_pre:  # a fence: '#  define X' in code is not a heading to the chunker
+            stack.extend([2, "```\n", 1, *reversed(children), 1, "```\n", 2])
+            continue
         if name in _BLOCK_TAGS:
             gap = 2 if name in _PARA_TAGS else 1
             stack.append(gap)
@@ -282,7 +318,7 @@ def _read_html(path: Path, rel: str) -> list[Document]:
             metadata["title"] = title
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    text = _normalise_newlines(_html_to_text(soup))
+    text = _drop_navigation(_normalise_newlines(_html_to_text(soup))).strip("\n")
     return [Document(rel, text, metadata)] if text.strip() else []
 
 
@@ -319,9 +355,12 @@ def _read_pdf(path: Path, rel: str) -> list[Document]:
 # JSONL ----------------------------------------------------------
 
 
-def _read_jsonl(path: Path, rel: str) -> list[Document]:
+def _read_jsonl(path: Path, rel: str, problems: list[dict] | None = None) -> list[Document]:
+    """Records as Documents. With `problems`, a bad line is appended there ({"path", "line", "error"}) and
+    skipped, and the file fails only when no line is good; without it the first bad line fails the file."""
     text = _normalise_newlines(_decode(_read_bytes(path), path))
     docs: list[Document] = []
+    bad: list[dict] = []
     record = 0
     # split("\n"), not splitlines(): JSON may hold U+2028 etc., which editors don't count as lines.
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -329,14 +368,24 @@ def _read_jsonl(path: Path, rel: str) -> list[Document]:
             continue
         try:
             obj = json.loads(line)
+            error = None if isinstance(obj, dict) and isinstance(obj.get("text"), str) \
+                else 'expected an object with a string "text"'
         except json.JSONDecodeError as e:
-            raise UnreadableFile(f"{path}: line {lineno}: invalid JSON: {e.msg}") from e
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise UnreadableFile(f'{path}: line {lineno}: expected an object with a string "text"')
+            error = f"invalid JSON: {e.msg}"
+        if error:
+            if problems is None:
+                raise UnreadableFile(f"{path}: line {lineno}: {error}")
+            bad.append({"path": rel, "line": lineno, "error": error})
+            record += 1
+            continue
         body = obj.pop("text")
         if body.strip():
             docs.append(Document(rel, body, obj, first_line=lineno, record=record))
         record += 1
+    if bad and not docs:
+        raise UnreadableFile(f"{path}: line {bad[0]['line']}: {bad[0]['error']} (and no good record)")
+    if bad:
+        problems.extend(bad)
     return docs
 
 
@@ -348,11 +397,11 @@ _READERS = {
 }
 
 
-def read_file(path: Path, root: Path) -> list[Document]:
+def read_file(path: Path, root: Path, problems: list[dict] | None = None) -> list[Document]:
     """Documents from one supported file ([] for an empty file).
 
     Raises UnreadableFile for corrupt/unreadable input and ValueError for an unsupported
-    suffix (callers check is_supported first).
+    suffix (callers check is_supported first). `problems` collects a JSONL file's bad lines.
     """
     path, root = Path(path), Path(root)
     reader = _READERS.get(path.suffix.lower())
@@ -363,4 +412,6 @@ def read_file(path: Path, root: Path) -> list[Document]:
             return []  # an empty PDF would otherwise read as corrupt
     except OSError as e:
         raise UnreadableFile(f"{path}: {e.strerror or e}") from e
+    if reader is _read_jsonl:
+        return reader(path, _rel_path(path, root), problems)
     return reader(path, _rel_path(path, root))

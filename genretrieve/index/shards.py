@@ -20,8 +20,7 @@ from pathlib import Path
 from ..errors import GenretrieveError, UsageError
 from ..models.assets import atomic_write_text
 from .folder import MANIFEST, IndexFolder, identity_differences
-
-SHARDS = "shards"
+from .folder import SHARDS_DIR as SHARDS
 _NAME = re.compile(r"(\d+)-of-(\d+)")
 _STAGING_SUFFIXES = ("merge", "rebuild", "staging")
 

@@ -4,6 +4,12 @@ Chunk ids double as FAISS ids, so the ``chunks`` table uses ``AUTOINCREMENT``: S
 never hands out an id again after its row is deleted. Keyword search is FTS5/BM25 over an
 external-content table kept in sync by triggers; the concession is that the user's text is
 reduced to OR-ed quoted terms, so FTS5 operators (NEAR, column filters, prefix*) are unavailable.
+
+Readers open the file read-only (a `mode=ro` URI) and never write, so a read-only index can be
+searched. A file that is truncated or not SQLite raises DamagedIndex when opened, not mid-search.
+A large file is committed in parts (`replace_file(first=..., last=...)`): until its last part
+its `files` row carries size -1, so no later run takes it as unchanged, and a resumed run
+appends after the parts already stored (`chunk_hashes_of`) instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,10 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
+from ..errors import DamagedIndex
+
 SCHEMA_VERSION = 1
+INCOMPLETE = -1  # `files.size` of a file whose last part is not committed yet
 
 # sqlite-utils cannot declare AUTOINCREMENT, so this one table is created with plain DDL.
 _CHUNKS_DDL = """
@@ -44,22 +54,33 @@ _CHUNK_COLUMNS = ("path", "chunk_hash", "text", "start_char", "end_char",
 class Store:
     """SQLite metadata store of one index: files, chunks, FTS5 and key/value meta."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.path)
-        self._ensure_schema()
+        if readonly or self.path.exists():
+            check_intact(self.path)
+        try:
+            if readonly:
+                self.db = Database(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True))
+                self._check_version()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = Database(self.path)
+                self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            raise DamagedIndex(f"{self.path}: {exc}") from exc
+
+    def _check_version(self) -> None:
+        version = self.get_meta("schema_version")
+        if version is not None and version != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: schema_version {version}, this genretrieve expects {SCHEMA_VERSION}; rebuild the index")
 
     def _ensure_schema(self) -> None:
         db = self.db
         with db.atomic():
             if not db["meta"].exists():
                 db["meta"].create({"key": str, "value": str}, pk="key")
-            version = self.get_meta("schema_version")
-            if version is not None and version != SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema_version {version}, this genretrieve expects "
-                    f"{SCHEMA_VERSION}; rebuild the index")
+            self._check_version()
             if not db["files"].exists():
                 db["files"].create(
                     {"path": str, "sha256": str, "size": int, "mtime": float,
@@ -69,7 +90,8 @@ class Store:
                 db.execute(_CHUNKS_DDL)
                 db["chunks"].create_index(["path"])
                 db["chunks"].create_index(["chunk_hash"])
-            self.set_meta("schema_version", SCHEMA_VERSION)
+            if self.get_meta("schema_version") != SCHEMA_VERSION:
+                self.set_meta("schema_version", SCHEMA_VERSION)
         # enable_fts runs its own DDL; outside the block so it is never nested oddly.
         if not db["chunks_fts"].exists():
             db["chunks"].enable_fts(["text", "heading"], create_triggers=True)
@@ -86,6 +108,10 @@ class Store:
     def file_records(self) -> dict[str, dict]:
         """path -> {sha256, size, mtime}: what an index run compares the folder against."""
         return {r["path"]: r for r in self.db.query("SELECT path, sha256, size, mtime FROM files")}
+
+    def file_record(self, path: str) -> dict | None:
+        rows = list(self.db.query("SELECT path, sha256, size, mtime FROM files WHERE path = ?", [path]))
+        return rows[0] if rows else None
 
     def touch_file(self, path: str, size: int, mtime: float) -> None:
         """Record a new mtime for a file whose content hash did not change (skips hashing next time)."""
@@ -122,31 +148,40 @@ class Store:
         rows = self.db.execute("SELECT id FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def vectors_of(self, ids: np.ndarray, dim: int, batch: int = 50_000) -> np.ndarray:
-        """float16 vectors of these chunk ids, in the given order (ids without a vector are an error)."""
+    def vectors_of(self, ids: np.ndarray, dim: int, batch: int = 50_000, missing_ok: bool = False) -> np.ndarray:
+        """float16 vectors of these chunk ids, in the given order (ids without a vector are an error, or with
+        `missing_ok` NaN rows: a reader whose FAISS file predates a concurrent deletion)."""
         ids = np.asarray(ids, np.int64)
         out = np.empty((len(ids), dim), np.float16)
+        gone = np.full(dim, np.nan, np.float16)
         for start in range(0, len(ids), batch):
             part = ids[start:start + batch]
             found = dict(self.db.execute(
                 "SELECT id, vector FROM chunks WHERE vector IS NOT NULL AND id IN (SELECT value FROM json_each(?))",
                 [json.dumps(part.tolist())]).fetchall())
-            if len(found) != len(part):
+            if len(found) != len(part) and not missing_ok:
                 raise KeyError(f"{len(part) - len(found)} chunk ids have no stored vector")
-            out[start:start + len(part)] = np.stack([np.frombuffer(found[i], np.float16) for i in part.tolist()])
+            out[start:start + len(part)] = np.stack([np.frombuffer(found[i], np.float16) if i in found else gone
+                                                     for i in part.tolist()])
         return out
+
+    def chunk_hashes_of(self, path: str) -> list[str]:
+        """The content hashes of a file's stored chunks, in order: where an interrupted large file resumes."""
+        return [r[0] for r in self.db.execute("SELECT chunk_hash FROM chunks WHERE path = ? ORDER BY id", [path])]
 
     def chunk_ids_for(self, path: str) -> list[int]:
         return [r["id"] for r in
                 self.db.query("SELECT id FROM chunks WHERE path = ? ORDER BY id", [path])]
 
     def replace_file(self, path: str, sha256: str, size: int, mtime: float,
-                     chunks: list[dict]) -> list[int]:
+                     chunks: list[dict], first: bool = True, last: bool = True) -> list[int]:
         """Swap in the chunks of ``path`` atomically; returns their ids in input order.
 
         A chunk may carry ``id`` to keep the FAISS id of an unchanged chunk. That id must be
         new or belong to a chunk of this same path with the same ``chunk_hash``, so an id is
         never pointed at different content (a mismatch raises ValueError, nothing changes).
+        A large file comes in parts: the first replaces the old chunks, later ones append, and
+        until the last one the file is recorded as incomplete (size -1).
         """
         ids: list[int] = []
         with self.db.atomic():
@@ -156,7 +191,8 @@ class Store:
                 cid = c.get("id")
                 if cid is not None and cid in old and old[cid] != c["chunk_hash"]:
                     raise ValueError(f"chunk id {cid} of {path} reused for different content")
-            self.db.execute("DELETE FROM chunks WHERE path = ?", [path])
+            if first:
+                self.db.execute("DELETE FROM chunks WHERE path = ?", [path])
             for c in chunks:
                 row = {"path": path, "chunk_hash": c["chunk_hash"], "text": c["text"],
                        "start_char": c.get("start_char"), "end_char": c.get("end_char"),
@@ -174,9 +210,10 @@ class Store:
                     f"INSERT INTO chunks ({', '.join(cols)}) VALUES "
                     f"({', '.join('?' * len(cols))})", vals)
                 ids.append(int(cur.lastrowid))
+            n_chunks = len(chunks) if first else len(chunks) + len(old)
             self.db["files"].upsert(
-                {"path": path, "sha256": sha256, "size": size, "mtime": mtime,
-                 "n_chunks": len(chunks),
+                {"path": path, "sha256": sha256, "size": size if last else INCOMPLETE,
+                 "mtime": mtime if last else INCOMPLETE, "n_chunks": n_chunks,
                  "indexed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
                 pk="path")
             self._bump_generation()
@@ -253,6 +290,30 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def check_intact(path: Path) -> None:
+    """Raise DamagedIndex for a missing, non-SQLite or truncated file: O(1), from the 100-byte header.
+
+    The header's page count is trusted only when valid (its version-valid-for number equals the
+    change counter) and no WAL file holds pages beyond it."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise DamagedIndex(f"{path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        return  # a new, empty database
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise DamagedIndex(f"{path} is not an SQLite database")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96] and not Path(f"{path}-wal").exists()
+    if valid and size < pages * page_size:
+        raise DamagedIndex(f"{path} is truncated ({size:,} of {pages * page_size:,} bytes)")
 
 
 def _to_blob(vector) -> bytes | None:

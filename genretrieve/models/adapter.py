@@ -56,18 +56,23 @@ class GenAdapter(nn.Module):
         return digest.hexdigest()[:16]
 
 
-def fresh_adapter(input_embeddings: torch.Tensor, teacher_dim: int, seed: int = 0) -> GenAdapter:
-    """A deterministic untrained adapter: token rows drawn like the vocabulary's rows, P = H.
+def fresh_adapter(input_embeddings: torch.Tensor, teacher_dim: int, seed: int = 0,
+                  init_ids: list[int] | None = None) -> GenAdapter:
+    """A deterministic untrained adapter, P = H: token rows copied from the vocabulary rows
+    `init_ids` (prompt init), or drawn like the vocabulary's rows (random init).
 
-    Drawing the rows from the embedding matrix's per-dimension mean and spread keeps their scale
-    like real tokens; the identity start makes the soft prompts the hidden states themselves.
+    Random rows use the embedding matrix's per-dimension mean and spread to keep a token's scale;
+    the identity start makes the soft prompts the hidden states themselves.
     """
     generator = torch.Generator().manual_seed(seed)
     weights = input_embeddings.detach().float().cpu()
     adapter = GenAdapter(weights.shape[1], teacher_dim)
     with torch.no_grad():
         noise = torch.randn(adapter.tokens.shape, generator=generator)
-        adapter.tokens.copy_(weights.mean(0) + noise * weights.std(0))
+        if init_ids is not None:
+            adapter.tokens.copy_(weights[init_ids])
+        else:
+            adapter.tokens.copy_(weights.mean(0) + noise * weights.std(0))
         adapter.recon.weight.copy_(torch.eye(weights.shape[1]))
         adapter.recon.bias.zero_()
         bound = 1 / weights.shape[1] ** 0.5
@@ -77,7 +82,7 @@ def fresh_adapter(input_embeddings: torch.Tensor, teacher_dim: int, seed: int = 
 
 
 def make_card(adapter: GenAdapter, backbone_id: str, backbone_fp: str, teacher_id: str, teacher_fp: str,
-              instructions: dict, training: dict | None) -> dict:
+              instructions: dict, training: dict | None, framing: dict | None = None) -> dict:
     return {
         "format": FORMAT_VERSION,
         "backbone": {"id": backbone_id, "fingerprint": backbone_fp},
@@ -87,6 +92,7 @@ def make_card(adapter: GenAdapter, backbone_id: str, backbone_fp: str, teacher_i
         "n_tokens": adapter.n_tokens,
         "token_strings": [f"<gen_{i + 1}>" for i in range(adapter.n_tokens)],
         "instructions": instructions,
+        "framing": framing or {"kind": "plain", "token_text": ""},
         "trained": training is not None,
         "training": training,
         "fingerprint": adapter.fingerprint(),

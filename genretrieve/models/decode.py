@@ -28,7 +28,7 @@ def explain(encoder: GenEncoder, queries: list[str], max_new_tokens: int = 64, t
     instruction = encoder.query_instruction if instruction is None else instruction
     results = []
     for query in queries:
-        hidden = encoder.hidden_states(encoder.token_ids([query], instruction))
+        hidden = encoder.hidden_states(*encoder.token_ids([query], instruction))
         prompts = encoder.adapter.soft_prompts(hidden).to(model.dtype)
         mask = torch.ones(prompts.shape[:2], dtype=torch.long, device=prompts.device)
         generated = model.generate(inputs_embeds=prompts, attention_mask=mask, max_new_tokens=max_new_tokens,

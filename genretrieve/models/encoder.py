@@ -1,20 +1,42 @@
-"""The generative encoder: `instruction text <gen_1>..<gen_10>` -> frozen LLM -> adapter -> unit vector.
+"""The generative encoder: framed text + <gen_1>..<gen_10> -> frozen LLM -> adapter -> unit vector.
 
-One forward pass of the base model (no LM head, no generation). Sequences are left-padded so the
-10 adapter tokens are always the last 10 positions, with position ids counted from the first
-real token so a padded batch encodes like each text alone. Truncation cuts the text, never the
-10 tokens. Inputs are sorted by length into batches and the original order is restored.
+One forward pass of the base model (no LM head, no generation). Two framings, named in the
+adapter card so an adapter encodes exactly as it was trained (`framing.py`):
+- chat: the text is the user turn of the backbone's chat template, and the 10 adapter tokens
+  stand where the assistant header would be, the place where the LLM is about to answer;
+- plain: `instruction + " " + text` (the paper's format, and imported reference adapters).
+A sequence is [shared prefix][padding][text][10 tokens]: padding sits between the prefix and the
+text, so the prefix's keys and values are computed once per process and reused for every batch,
+and the 10 tokens are always the last positions. Position ids count real tokens only, so a
+padded batch encodes like each text alone. Truncation cuts the text, never the tokens.
+
+The input positions never attend to the adapter tokens, so their keys and values do not depend
+on the adapter: `context()` computes them without gradients and `token_states()` runs only the
+10 positions, which is what gradient training backpropagates through.
 """
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache
 
 from .adapter import GenAdapter
 from .backbone import Backbone
 from .batching import length_sorted_batches
+from .framing import Framing
 from .teacher import Teacher
+
+
+@dataclass
+class Context:
+    """Keys/values of [prefix][padding][text] for a batch, and where the 10 tokens go."""
+    cache: DynamicCache
+    mask: torch.Tensor  # (B, context + n): 1 on real positions
+    positions: torch.Tensor  # (B, n): position ids of the 10 adapter tokens
 
 
 class GenEncoder:
@@ -28,6 +50,10 @@ class GenEncoder:
         self.batch_size = batch_size
         self.query_instruction = card["instructions"]["query"]
         self.document_instruction = card["instructions"]["document"]
+        self.framing = Framing.from_card(card)
+        self.prefix_cache = True  # off only to check the cached path against the full forward
+        self._cache_name: str | None = None
+        self._prefix_kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     @property
     def dim(self) -> int:
@@ -38,40 +64,97 @@ class GenEncoder:
         """False for an adapter imported from the paper: it embeds into the paper's teacher space."""
         return self.card.get("teacher_space") != "reference"
 
-    # --- tokens -> hidden states -------------------------------------------------------------
-    def token_ids(self, texts: list[str], instruction: str) -> list[list[int]]:
-        """Ids of `instruction + " " + text`, truncated so that the 10 adapter tokens still fit."""
-        prefix = [f"{instruction} {text}" if instruction else text for text in texts]
-        budget = self.max_length - self.adapter.n_tokens
-        return self.backbone.tokenizer(prefix, truncation=True, max_length=budget)["input_ids"]
+    # --- text -> token ids -------------------------------------------------------------------
+    def token_ids(self, texts: list[str], instruction: str) -> tuple[list[int], list[list[int]]]:
+        """(prefix shared by every text, ids of each text), truncated so that the 10 tokens still fit."""
+        return self.framing.token_ids(self.backbone.tokenizer, list(texts), instruction,
+                                      self.max_length - self.adapter.n_tokens, self.adapter.n_tokens)
 
-    def hidden_states(self, ids: list[list[int]]) -> torch.Tensor:
-        """Last-layer states (after the final norm) at the 10 adapter positions: (B, n, d) float32."""
-        n = self.adapter.n_tokens
-        width = max(len(row) for row in ids) + n
-        device = self.backbone.device
-        input_ids = torch.full((len(ids), width), self.backbone.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, seq in enumerate(ids):
-            input_ids[row, width - n - len(seq):width - n] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - n - len(seq):] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        embeds = self.backbone.model.get_input_embeddings()(input_ids)
-        tokens = self.adapter.tokens.to(embeds.dtype).unsqueeze(0).expand(len(ids), -1, -1)
-        embeds = torch.cat([embeds[:, :-n], tokens], dim=1)
+    # --- token ids -> hidden states ------------------------------------------------------------
+    def _prefix_keys_values(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        key = tuple(prefix)
+        if key not in self._prefix_kv:
+            # plain tensors (not inference tensors), so training can attend to them under autograd
+            with torch.inference_mode(False), torch.no_grad():
+                ids = torch.tensor([prefix], dtype=torch.long, device=self.backbone.device)
+                out = self.backbone.model.base_model(input_ids=ids, use_cache=True)
+                self._prefix_kv[key] = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        return self._prefix_kv[key]
+
+    def _cache_arg(self, cache: DynamicCache) -> dict:
+        """transformers 5 renames `past_key_values` to `cache` (the old name warns, then goes)."""
+        if self._cache_name is None:
+            params = inspect.signature(self.backbone.model.base_model.forward).parameters
+            self._cache_name = "cache" if "cache" in params else "past_key_values"
+        return {self._cache_name: cache}
+
+    def _layout(self, prefix: list[int], rows: list[list[int]]):
+        """Ids of [padding][text] per row, the full attention mask and the position ids of those ids."""
+        p, width = len(prefix), max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self.backbone.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), p + width + self.adapter.n_tokens), dtype=torch.long)
+        mask[:, :p] = 1
+        for i, row in enumerate(rows):
+            if row:
+                ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, p + width - len(row):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.backbone.model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
-        return out.last_hidden_state[:, -n:].float()
+        device = self.backbone.device
+        return ids.to(device), mask.to(device), positions.to(device)
+
+    def context(self, prefix: list[int], rows: list[list[int]], use_prefix_cache: bool | None = None) -> Context:
+        """Keys and values of everything before the adapter tokens, computed without gradients."""
+        model, n = self.backbone.model.base_model, self.adapter.n_tokens
+        ids, mask, positions = self._layout(prefix, rows)
+        p, width = len(prefix), ids.shape[1]
+        use_cache = self.prefix_cache if use_prefix_cache is None else use_prefix_cache
+        with torch.no_grad():
+            if p and use_cache:
+                cache = DynamicCache([(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
+                                      for k, v in self._prefix_keys_values(prefix)])
+                out = model(input_ids=ids, attention_mask=mask[:, :p + width], position_ids=positions[:, p:p + width],
+                            use_cache=True, **self._cache_arg(cache))
+            else:
+                full = torch.cat([torch.tensor([prefix] * len(rows), dtype=torch.long, device=ids.device), ids], 1) if p else ids
+                out = model(input_ids=full, attention_mask=mask[:, :p + width], position_ids=positions[:, :p + width],
+                            use_cache=True)
+        return Context(out.past_key_values, mask, positions[:, p + width:p + width + n])
+
+    def token_states(self, context: Context) -> torch.Tensor:
+        """Last-layer states (after the final norm) at the 10 adapter positions: (B, n, d) float32."""
+        batch = context.mask.shape[0]
+        dtype = self.backbone.model.get_input_embeddings().weight.dtype
+        tokens = self.adapter.tokens.to(dtype).unsqueeze(0).expand(batch, -1, -1)
+        out = self.backbone.model.base_model(inputs_embeds=tokens, attention_mask=context.mask,
+                                             position_ids=context.positions, **self._cache_arg(context.cache))
+        return out.last_hidden_state.float()
+
+    def full_states(self, prefix: list[int], rows: list[list[int]]) -> torch.Tensor:
+        """The same states from one forward over the whole sequence, no cache (the reference path)."""
+        ids, mask, positions = self._layout(prefix, rows)
+        if prefix:
+            ids = torch.cat([torch.tensor([prefix] * len(rows), dtype=torch.long, device=ids.device), ids], 1)
+        embeds = self.backbone.model.get_input_embeddings()(ids)
+        tokens = self.adapter.tokens.to(embeds.dtype).unsqueeze(0).expand(len(rows), -1, -1)
+        out = self.backbone.model.base_model(inputs_embeds=torch.cat([embeds, tokens], 1), attention_mask=mask,
+                                             position_ids=positions)
+        return out.last_hidden_state[:, -self.adapter.n_tokens:].float()
+
+    def hidden_states(self, prefix: list[int], rows: list[list[int]]) -> torch.Tensor:
+        """States at the 10 adapter positions for a batch: (B, n, d) float32."""
+        if prefix and self.prefix_cache:
+            return self.token_states(self.context(prefix, rows))
+        return self.full_states(prefix, rows)
 
     # --- public encode API -------------------------------------------------------------------
     def _encode(self, texts: list[str], instruction: str, head) -> np.ndarray:
-        ids = self.token_ids(list(texts), instruction)
+        prefix, rows = self.token_ids(list(texts), instruction)
         out = None
         with torch.inference_mode():
-            for idx in length_sorted_batches([len(row) for row in ids], self.batch_size):
-                result = head(self.hidden_states([ids[i] for i in idx])).cpu().numpy()
+            for idx in length_sorted_batches([len(row) for row in rows], self.batch_size):
+                result = head(self.hidden_states(prefix, [rows[i] for i in idx])).cpu().numpy()
                 if out is None:
-                    out = np.zeros((len(ids),) + result.shape[1:], dtype=np.float32)
+                    out = np.zeros((len(rows),) + result.shape[1:], dtype=np.float32)
                 out[idx] = result
         return out if out is not None else np.zeros((0, self.dim), dtype=np.float32)
 
@@ -92,6 +175,11 @@ class GenEncoder:
         """Documents through the same encoder with the document instruction (the paper's choice)."""
         instruction = self.document_instruction if instruction is None else instruction
         return self._encode(texts, instruction, lambda h: F.normalize(self.adapter(h), dim=-1))
+
+    def mean_states(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
+        """Mean over the 10 positions of the last-layer states, (n, d): the readout's input."""
+        instruction = self.query_instruction if instruction is None else instruction
+        return self._encode(texts, instruction, lambda h: h.mean(dim=1))
 
     def soft_prompts(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
         """P for each query, (n, 10, d): what `explain` decodes back into text."""

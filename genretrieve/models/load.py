@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..errors import UsageError
-from .adapter import fresh_adapter, load_adapter, make_card, read_card
+from .adapter import N_TOKENS, fresh_adapter, load_adapter, make_card, read_card
 from .backbone import load_backbone
 from .device import pick_device, pick_dtype
 from .encoder import GenEncoder
+from .framing import Framing
 from .teacher import load_teacher
 
 SHIPPED_ADAPTERS = Path(__file__).resolve().parent.parent / "data" / "adapters"
@@ -64,10 +65,12 @@ def build_encoder(backbone, teacher, config: Config) -> GenEncoder:
         adapter, card = load_adapter(folder, backbone.fingerprint, teacher_fp)
         card["path"] = str(folder)
     else:
-        adapter = fresh_adapter(backbone.model.get_input_embeddings().weight, teacher.dim)
+        framing = Framing.choose(backbone.tokenizer, m.token_init, N_TOKENS)
+        init_ids = framing.init_token_ids(backbone.tokenizer, N_TOKENS) if framing.token_text else None
+        adapter = fresh_adapter(backbone.model.get_input_embeddings().weight, teacher.dim, init_ids=init_ids)
         instructions = {"query": m.query_instruction, "document": m.document_instruction}
         card = make_card(adapter, backbone.model_id, backbone.fingerprint, teacher.model_id, teacher.fingerprint,
-                         instructions, training=None)
+                         instructions, training=None, framing=framing.to_card())
         card["path"] = None
     return GenEncoder(backbone, teacher, adapter, card, m.max_length, m.batch_size)
 

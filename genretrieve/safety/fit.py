@@ -11,6 +11,7 @@ data; its threshold is then set on the natural questions' calibration part, whic
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def features_for(encoder, texts: list[str], cache_dir: Path | None = None, repor
 
     Cached per adapter and text in one file: a refit after adding texts encodes only the new ones."""
     adapter = encoder.adapter.fingerprint() if hasattr(encoder, "adapter") else encoder.card.get("fingerprint", "")
+    framing = json.dumps(encoder.card.get("framing"), sort_keys=True)  # where the 10 tokens sit changes the states
     key = hashlib.sha256("\n".join([adapter, encoder.backbone.fingerprint, encoder.teacher.fingerprint,
-                                    encoder.query_instruction]).encode())
+                                    encoder.query_instruction] + ([framing] if encoder.card.get("framing") else [])).encode())
     path = Path(cache_dir or home() / "safety") / f"features-{key.hexdigest()[:16]}.npz"
     known: dict[str, int] = {}
     cached: dict[str, np.ndarray] = {}

@@ -18,18 +18,12 @@ from .evaluate import heldout_metrics
 
 def mean_states(encoder, queries: list[str], instruction: str | None = None, report=None) -> np.ndarray:
     """h̄ for every query: mean over the 10 positions of the last-layer states, (n, d) float64."""
-    instruction = encoder.query_instruction if instruction is None else instruction
-    ids = encoder.token_ids(queries, instruction)
-    out = np.zeros((len(ids), encoder.backbone.hidden_size), dtype=np.float64)
-    from ..models.batching import length_sorted_batches
-
-    done = 0
-    with torch.inference_mode():
-        for idx in length_sorted_batches([len(r) for r in ids], encoder.batch_size):
-            out[idx] = encoder.hidden_states([ids[i] for i in idx]).mean(dim=1).double().cpu().numpy()
-            done += len(idx)
-            if report:
-                report(done, len(ids))
+    out = np.zeros((len(queries), encoder.backbone.hidden_size), dtype=np.float64)
+    step = encoder.batch_size * 8
+    for start in range(0, len(queries), step):
+        out[start:start + step] = encoder.mean_states(queries[start:start + step], instruction)
+        if report:
+            report(min(start + step, len(queries)), len(queries))
     return out
 
 

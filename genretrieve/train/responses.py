@@ -2,10 +2,13 @@
 
 The cache key is the backbone fingerprint + the generation settings + the query text, so a
 cache is reusable across training runs and never serves answers from another model. Answers
-are committed after every batch: an interrupted generation resumes where it stopped.
+are committed after every batch: an interrupted generation resumes where it stopped. Answers
+also ship with the package (`data/answers/*.jsonl.gz`, rows of the cache): answering is the
+expensive part of training on a CPU, so a retrain on a new machine starts from them.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import time
@@ -44,6 +47,23 @@ class ResponseCache:
         with self.db.atomic():
             self.db["responses"].upsert_all(rows, pk="key")
 
+    def import_file(self, path: Path) -> int:
+        """Add the rows of a shipped answers file that the cache lacks; returns how many rows it has."""
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        with self.db.atomic():
+            self.db["responses"].insert_all(rows, pk="key", ignore=True)
+        return len(rows)
+
+    def rows(self, keys: list[str]) -> list[dict]:
+        """Whole cache rows for these keys, in their order (what an answers file holds)."""
+        found = {}
+        for start in range(0, len(keys), 500):
+            for row in self.db.query("SELECT * FROM responses WHERE key IN (SELECT value FROM json_each(?))",
+                                     [json.dumps(keys[start:start + 500])]):
+                found[row["key"]] = row
+        return [found[k] for k in keys if k in found]
+
 
 def cached_generation(cache: ResponseCache, backbone_fp: str, settings: dict, inputs: list[str], generate,
                       group: int = 64, report: Report | None = None) -> tuple[list[str], dict]:
@@ -74,10 +94,19 @@ def cached_generation(cache: ResponseCache, backbone_fp: str, settings: dict, in
     return [found[k] for k in keys], stats
 
 
+SHIPPED_ANSWERS = Path(__file__).resolve().parent.parent / "data" / "answers"
+
+
+def answer_settings(max_new_tokens: int) -> dict:
+    return {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
+
+
 def ensure_responses(encoder, queries: list[str], cache: ResponseCache, max_new_tokens: int = 128,
                      batch_size: int = 16, report: Report | None = None) -> tuple[list[str], dict]:
-    """The backbone's answer to every query (cached or generated now) and generation stats."""
-    settings = {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
+    """The backbone's answer to every query (cached, shipped, or generated now) and generation stats."""
+    settings = answer_settings(max_new_tokens)
+    for path in sorted(SHIPPED_ANSWERS.glob("*.jsonl.gz")):
+        cache.import_file(path)
 
     def generate(texts: list[str]) -> tuple[list[str], int]:
         tokens: list[int] = []

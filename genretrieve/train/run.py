@@ -69,11 +69,14 @@ def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dic
     else:
         source = {"file": "user queries", "sha256": hashlib.sha256("\n".join(q["text"] for q in queries).encode()).hexdigest()}
     if len(queries) > config.train.max_queries:
-        # rank by a hash of (seed, text), not by position: editing the pool keeps the other picks,
-        # so their cached responses stay valid
-        rank = sorted(range(len(queries)), key=lambda i: hashlib.sha256(f"{config.train.seed}:{queries[i]['text']}".encode()).digest())
-        queries = [queries[i] for i in sorted(rank[:config.train.max_queries])]
+        queries = [queries[i] for i in sorted(hash_order(queries, config.train.seed)[:config.train.max_queries])]
     return queries, {**source, "n": len(queries)}
+
+
+def hash_order(queries: list[dict], seed: int) -> list[int]:
+    """Query indices ranked by a hash of (seed, text), not by position: editing the pool keeps the
+    other picks (so their cached answers stay valid), and the first N are the N that train picks."""
+    return sorted(range(len(queries)), key=lambda i: hashlib.sha256(f"{seed}:{queries[i]['text']}".encode()).digest())
 
 
 def split_heldout(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +90,19 @@ def training_responses(encoder, queries: list[dict], config: Config, report=None
     cache = ResponseCache(home() / "responses.sqlite")
     responses, stats = ensure_responses(encoder, [q["text"] for q in queries], cache, t.max_new_tokens,
                                         t.gen_batch_size, report)
+    responses, replaced = with_refusals(queries, responses)
+    return responses, {**stats, "safety_refusals_substituted": replaced}
+
+
+def with_refusals(queries: list[dict], responses: list[str]) -> tuple[list[str], int]:
+    """Safety-slice queries keep the backbone's own refusal, else get the pool's refusal."""
+    out = list(responses)
     replaced = 0
     for i, query in enumerate(queries):
-        if query.get("safety") and not REFUSAL.search(responses[i][:200]):
-            responses[i] = query["refusal"]
+        if query.get("safety") and not REFUSAL.search(out[i][:200]):
+            out[i] = query["refusal"]
             replaced += 1
-    return responses, {**stats, "safety_refusals_substituted": replaced}
+    return out, replaced
 
 
 def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | None = None,
@@ -127,10 +137,11 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
         trainer = Trainer(encoder, data, settings, Path(out_dir).with_name(Path(out_dir).name + ".checkpoint"))
         if resume and not trainer.load_checkpoint():
             raise UsageError("--resume: no checkpoint to resume from")
+        step_rate = trainer.step_rate()
         stopped = trainer.run(None if time_budget_min is None else time_budget_min * 60,
                               lambda entry: report("training", entry["step"], settings.steps,
                                                    f"align {entry['align']:.3f} recon {entry['recon']:.3f}"))
-        record["gradient"] = {"steps": trainer.step, "stopped": stopped, "log": trainer.log}
+        record["gradient"] = {"steps": trainer.step, "stopped": stopped, "steps_per_s": step_rate, "log": trainer.log}
 
     record["heldout"] = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
     report("safety probe", 0, 1)
@@ -143,7 +154,9 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
                      encoder.teacher.fingerprint, {"query": encoder.query_instruction, "document": encoder.document_instruction},
                      training={k: record[k] for k in ("data", "heldout", "heldout_untrained", "seconds", "device")}
-                     | {"fit": t.fit})
+                     | {"fit": t.fit}, framing=encoder.framing.to_card())
+    # only the reconstruction loss makes the soft prompts decodable into text (`explain`)
+    card["decodable"] = "gradient" in t.fit and t.recon_weight > 0 and record["gradient"]["steps"] > 0
     save_adapter(encoder.adapter, card, out_dir)
     probe.save(out_dir)
     (Path(out_dir) / "training.json").write_text(json.dumps(record, indent=2, default=float))

@@ -67,9 +67,11 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 class Trainer:
-    def __init__(self, encoder, data: TrainData, settings: TrainConfig, checkpoint_dir: Path | None = None):
+    def __init__(self, encoder, data: TrainData, settings: TrainConfig, checkpoint_dir: Path | None = None,
+                 cached: bool = True):
         self.encoder, self.data, self.s = encoder, data, settings
         self.checkpoint_dir = checkpoint_dir
+        self.cached = cached
         adapter = encoder.adapter
         self.optimizer = torch.optim.AdamW([
             {"params": [adapter.tokens], "lr": settings.tokens_lr, "weight_decay": 0.0},
@@ -82,10 +84,18 @@ class Trainer:
         if settings.gradient_checkpointing:
             encoder.backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
+    def states(self, queries: list[str]) -> torch.Tensor:
+        """H with gradients into the token rows: through the 10 adapter positions alone when `cached`
+        (the inputs' keys/values come from a no-grad pass), else through the whole sequence."""
+        enc = self.encoder
+        prefix, rows = enc.token_ids(queries, enc.query_instruction)
+        if self.cached:
+            return enc.token_states(enc.context(prefix, rows))
+        return enc.full_states(prefix, rows)
+
     def losses(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         enc, s = self.encoder, self.s
-        queries = [self.data.queries[i] for i in idx]
-        hidden = enc.hidden_states(enc.token_ids(queries, enc.query_instruction))
+        hidden = self.states([self.data.queries[i] for i in idx])
         prompts = enc.adapter.soft_prompts(hidden)
         student = F.normalize(enc.adapter.embed(prompts), dim=-1)
         target = torch.from_numpy(self.data.targets[idx]).to(student.device)
@@ -94,17 +104,38 @@ class Trainer:
                  if s.recon_weight else torch.zeros((), device=student.device))
         return align, recon
 
-    def train_step(self) -> dict:
+    def backward(self, idx: np.ndarray) -> dict:
+        """Losses of a batch, with their gradients accumulated on the adapter."""
         s = self.s
-        self.encoder.adapter.train()
         totals = {"align": 0.0, "recon": 0.0}
         micro = max(1, s.batch_size // s.grad_accum)
-        idx = batch_indices(len(self.data.queries), s.batch_size, s.seed, self.step)
         for part in np.array_split(idx, math.ceil(len(idx) / micro)):
             align, recon = self.losses(part)
             ((s.align_weight * align + s.recon_weight * recon) * len(part) / len(idx)).backward()
             totals["align"] += align.item() * len(part) / len(idx)
             totals["recon"] += recon.item() * len(part) / len(idx)
+        return totals
+
+    def step_rate(self, repeats: int = 3) -> dict:
+        """Steps/s of forward + backward with the cached context and without, on the same batches
+        (no update is made): what caching the inputs' keys and values buys."""
+        rates = {}
+        for cached in (True, False):
+            self.cached, seconds = cached, []
+            for r in range(repeats):
+                start = time.perf_counter()
+                self.backward(batch_indices(len(self.data.queries), self.s.batch_size, self.s.seed, r))
+                seconds.append(time.perf_counter() - start)
+                self.optimizer.zero_grad(set_to_none=True)
+            rates["cached" if cached else "uncached"] = round(1 / float(np.median(seconds)), 3)
+        self.cached = True
+        return rates
+
+    def train_step(self) -> dict:
+        s = self.s
+        self.encoder.adapter.train()
+        idx = batch_indices(len(self.data.queries), s.batch_size, s.seed, self.step)
+        totals = self.backward(idx)
         torch.nn.utils.clip_grad_norm_(self.encoder.adapter.parameters(), 1.0)
         self.optimizer.step()
         self.scheduler.step()
