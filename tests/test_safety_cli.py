@@ -24,10 +24,11 @@ def tiny(monkeypatch, tmp_path):
     encoder = tiny_encoder()
     folder = tmp_path / "adapter"
     folder.mkdir()
-    width = encoder.backbone.hidden_size + encoder.teacher.dim
-    weights = np.random.default_rng(0).normal(size=width) * 3
+    gen, states = encoder.encode_queries_with_states(BENIGN)
+    x = np.concatenate([states, encoder.teacher.encode(BENIGN)], axis=1)
+    weights = np.random.default_rng(0).normal(size=x.shape[1]) / np.sqrt(x.shape[1])  # logits ~ N(0, 1): no ties at 1.0
     SafetyProbe("states+teacher", weights.tolist(), 0.0, 0.5, {"source": "fit", "set": "test", "rate": 0.01, "n": 1},
-                [0.0] * width, [0.05] * width).save(folder)
+                x.mean(0).tolist(), (x.std(0) + 1e-6).tolist()).save(folder)
     encoder.card["path"] = str(folder)
     monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
     return encoder
