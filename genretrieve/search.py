@@ -5,6 +5,8 @@
 the teacher's space, so that fusion is one FAISS search with the mixed query vector. (Rank fusion
 of gen and keyword, the first design, scored nDCG@10 0.380 against the teacher's 0.737 on the dev
 set, see README.) Queries are encoded in one batch, so bulk search costs one pass per batch.
+The safety filter reads its features from the same passes (genretrieve.safety.features): the
+adapter states come with gen, and only what the mode did not compute is added.
 
 A Searcher opens the index read-only and may live long while `genretrieve index` runs change it:
 each search checks the manifest (rewritten at the end of every run, replaced by a --rebuild) and
@@ -21,7 +23,7 @@ import numpy as np
 from .config import SAFETY_LEVELS, SEARCH_MODES
 from .errors import UsageError
 from .index.folder import MANIFEST, IndexFolder, index_identity
-from .safety import SafetyProbe
+from .safety import load_probe, probe_flags
 
 MODES, SAFETY = SEARCH_MODES, SAFETY_LEVELS  # one list each, checked when the config loads
 
@@ -67,7 +69,8 @@ class Searcher:
         self.index_dir, self.encoder, self.config = Path(index_dir), encoder, config
         self.folder = self._open()
         self._vectors, self._generation = None, None
-        self.probe = SafetyProbe.load(encoder.card.get("path")) if encoder is not None else None
+        # the adapter's probe, with a user calibration from the index folder (or the adapter's) in force
+        self.probe = load_probe(encoder.card.get("path"), index_dir) if encoder is not None else None
 
     def _open(self) -> IndexFolder:
         folder = IndexFolder(self.index_dir, readonly=True)
@@ -91,24 +94,24 @@ class Searcher:
             self._vectors = self.folder.vector_index()
         return self._vectors
 
-    def query_vectors(self, queries: list[str], mode: str) -> dict[str, np.ndarray]:
-        """The embeddings a mode needs: {"gen": ...} and/or {"teacher": ...}."""
+    def query_vectors(self, queries: list[str], mode: str, states: bool = False) -> dict[str, np.ndarray]:
+        """The embeddings a mode needs: {"gen": ...} and/or {"teacher": ...}; with `states`, the mean
+        adapter-position states of the same forward pass as gen (for the safety probe)."""
         if self.encoder is None:
             raise UsageError(f"mode {mode!r} needs the models; keyword mode does not")
         vectors = {}
         if mode in ("gen", "hybrid"):
-            vectors["gen"] = self.encoder.encode_queries(queries)
+            if states:
+                vectors["gen"], vectors["states"] = self.encoder.encode_queries_with_states(queries)
+            else:
+                vectors["gen"] = self.encoder.encode_queries(queries)
         if mode in ("teacher", "hybrid"):
             vectors["teacher"] = self.encoder.teacher.encode(queries)
         return vectors
 
-    def flags(self, queries: list[str], gen: np.ndarray | None, teacher: np.ndarray | None) -> np.ndarray:
-        """The safety probe's verdict per query, computing only the embeddings it needs and lacks."""
-        if self.probe.features in ("gen", "both") and gen is None:
-            gen = self.encoder.encode_queries(queries)
-        if self.probe.features in ("teacher", "both") and teacher is None:
-            teacher = self.encoder.teacher.encode(queries)
-        return self.probe.flags(gen, teacher)
+    def flags(self, queries: list[str], have: dict | None = None) -> np.ndarray:
+        """The safety probe's verdict per query, computing only the features it needs and `have` lacks."""
+        return probe_flags(self.probe, self.encoder, queries, have)
 
     def search(self, queries: list[str], k: int = 10, mode: str = "teacher", path_glob: str | None = None,
                safety: str = "off", hybrid_weight: float = 0.1) -> list[Result]:
@@ -128,10 +131,10 @@ class Searcher:
             raise UsageError("empty query")
         self.refresh()
         store = self.folder.store
-        vectors = self.query_vectors(queries, mode) if mode != "keyword" else {}
-        flagged = np.zeros(len(queries), dtype=bool)
-        if safety != "off" and self.probe is not None:
-            flagged = self.flags(queries, vectors.get("gen"), vectors.get("teacher"))
+        filtering = safety != "off" and self.probe is not None
+        states = filtering and "states" in self.probe.needs
+        vectors = self.query_vectors(queries, mode, states) if mode != "keyword" else {}
+        flagged = self.flags(queries, vectors) if filtering else np.zeros(len(queries), dtype=bool)
         allowed = store.ids_matching_path(path_glob) if path_glob else None
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode != "keyword" and (allowed is None or allowed):

@@ -91,12 +91,19 @@ def test_filter_that_flags_everything_retrieves_no_harm(tmp_path):
     filtered = report["systems"]["gen+filter"]
     assert all(filtered[m] == 0.0 for m in filtered if m != "seconds")
     assert report["filter"]["block_rate_harmful"] == 1.0
-    assert report["filter"]["false_block_benign"] == 1.0 and report["filter"]["n_borderline"] >= 30
+    sets = report["filter"]["sets"]
+    assert report["filter"]["false_block_benign"] == 1.0 and sets["borderline (test part)"]["n"] >= 80
+    assert {name: row["kind"] for name, row in sets.items()} == {
+        "given queries": "harmful", "dev set questions": "benign", "natural questions (test part)": "benign",
+        "borderline (test part)": "benign"}
+    assert sets["dev set questions"]["blocked"] == sets["natural questions (test part)"]["blocked"] == 1.0
+    assert report["filter"]["latency"]["probe_ms"] >= 0 and report["filter"]["latency"]["queries"] == 20
     assert report["relative_to_teacher"]["gen+filter"]["any_harm@100"] == -1.0
     any_system = run(tmp_path, systems=["teacher", "teacher+filter", "hybrid@0.3+filter"], probe=probe(10.0))
     assert any_system["systems"]["teacher+filter"]["any_harm@100"] == any_system["systems"]["hybrid@0.3+filter"]["any_harm@100"] == 0.0
     silent = run_without_backbone_mean(tmp_path, probe=probe(-10.0))
-    assert silent["filter"]["block_rate_harmful"] == 0.0 and silent["filter"]["blocked_borderline"] == []
+    assert silent["filter"]["block_rate_harmful"] == 0.0
+    assert all(row["blocked"] == 0.0 and not row.get("examples_blocked") for row in silent["filter"]["sets"].values())
     assert {m: v for m, v in silent["systems"]["gen+filter"].items() if m != "seconds"} == \
            {m: v for m, v in silent["systems"]["gen"].items() if m != "seconds"}
 
@@ -164,3 +171,12 @@ def test_all_systems_on_tiny_models(tmp_path):
     assert list(report["systems"]) == ["teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid", "gen+filter"]
     assert report["systems"]["gen+filter"]["any_harm@100"] == 0.0
     assert report["systems"]["backbone_mean"]["any_harm@100"] == 1.0  # 16 passages: everything is in the top 100
+
+
+def test_filter_only_measures_the_sets_without_a_corpus(tmp_path):
+    writer = FakeWriter()
+    report = run(tmp_path, probe=probe(10.0), filter_only=True, generate=writer, writer=("fake-writer", writer))
+    assert report["systems"] == {} and writer.prompts == []  # no passage written, nothing ranked
+    assert report["filter"]["block_rate_harmful"] == 1.0
+    written = write_report(report, tmp_path / "out")
+    assert "| dev set questions | benign |" in (tmp_path / "out" / "report.md").read_text() and written

@@ -100,3 +100,24 @@ def test_an_unreachable_hub_model_fails_with_one_clear_message(monkeypatch, tmp_
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MissingWeights, match="HF_HUB_OFFLINE"):
         load_backbone("no-such-org/no-such-model", torch.device("cpu"), torch.float32)
+
+
+def test_queries_with_states_is_one_pass_matching_both_apis():
+    """encode_queries_with_states gives encode_queries' vectors and mean_states' states, in one forward pass."""
+    import numpy as np
+
+    from genretrieve.train.fit import mean_states
+
+    from .helpers import tiny_encoder
+
+    encoder = tiny_encoder()
+    texts = ["how do I kill a python process", "what is the capital of france ?", "tide"]
+    calls = []
+    forward = encoder.hidden_states
+    encoder.hidden_states = lambda prefix, rows: calls.append(len(rows)) or forward(prefix, rows)
+    gen, states = encoder.encode_queries_with_states(texts)
+    assert sum(calls) == len(texts)  # every text through the backbone once
+    encoder.hidden_states = forward
+    assert np.allclose(gen, encoder.encode_queries(texts), atol=1e-6)
+    assert np.allclose(states, mean_states(encoder, texts), atol=1e-5)
+    assert states.shape == (3, encoder.backbone.hidden_size)

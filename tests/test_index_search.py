@@ -188,11 +188,18 @@ def test_safety_modes(fake_with_probe, docs, tmp_path):
     result = run("search", "--queries", queries, "--index", tmp_path / "ix", "--json", "-k", "2", "--safety", "block")
     assert result.exit_code == 0
     rows = [json.loads(line) for line in result.stdout.splitlines()]
+    calibration = rows[0].pop("safety_calibration")  # a flagged result names the threshold that judged it
     assert rows[0] == {"query_id": "bad", "query": harmful, "blocked": True, "flagged": True, "hits": [],
                        "reason": "the query was judged harmful (--safety block)"}
+    assert "teacher probe" in calibration and "threshold 0.5000" in calibration
     assert [r["query_id"] for r in rows[1:]] == ["ok", "ok"] and not any(r["flagged"] for r in rows[1:])
+    assert not any("safety_calibration" in r for r in rows[1:])
     result = run("search", harmful, "--index", tmp_path / "ix", "--safety", "block")
-    assert result.exit_code == 0 and "blocked" in result.stdout
+    # the block message is a message, not data: stderr, as warn's note is
+    assert result.exit_code == 0 and "blocked" in result.stderr and "blocked" not in result.stdout
+    result = run("search", harmful, "--index", tmp_path / "ix", "--safety", "warn")
+    assert result.exit_code == 0 and "looks like a harmful request" in result.stderr
+    assert "looks like a harmful request" not in result.stdout
 
 
 def test_a_file_without_read_permission_is_reported_and_skipped(fake, docs, tmp_path, monkeypatch):

@@ -29,4 +29,6 @@ def test_shipped_adapter_is_trained_and_refuses_other_models(folder):
     record = json.loads((folder / "training.json").read_text())
     assert record["heldout"]["top1"] > 3 * record["heldout_untrained"]["top1"]  # the training did something
     probe = SafetyProbe.load(str(folder))
-    assert probe is not None and probe.features in ("gen", "teacher", "both")
+    assert probe is not None and set(probe.needs) <= {"states", "gen", "teacher"}
+    width = {"states": card["hidden_size"], "gen": 384, "teacher": 384}
+    assert len(probe.weights) == sum(width[name] for name in probe.needs)  # fitted for this adapter's models

@@ -100,6 +100,8 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
            limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
            systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
            hybrid_weight: float = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
+           filter_only: bool = typer.Option(False, "--filter-only", help="Only the filter: block rate per set and added "
+                                            "latency, no corpus written, no systems ranked."),
            config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Safety (AdvBench-IR protocol): how often a harmful query retrieves the harmful passage written for it.
 
@@ -107,23 +109,28 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
     Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, hybrid (as `search --mode hybrid`; hybrid@W for
     weight W); X+filter is X behind the adapter's safety probe (default: gen+filter). The packaged SmolLM2 writes one passage per
     query once (cached), whichever backbone is measured; a full run generates 520 passages on first use.
+    The filter is also measured per set: the share blocked of the harmful queries and of each benign set
+    (dev-set questions, the held-out natural and borderline questions), and the latency it adds.
 
     Examples:
       genretrieve bench safety --limit 50
+      genretrieve bench safety --filter-only
       genretrieve bench safety --queries harmful.csv --systems teacher,gen,gen+filter --out safety-report/
       genretrieve bench safety --config qwen2.5-coder-1.5b --systems gen,hybrid@0.3,hybrid@0.5
     """
     from ..config import load_config
     from ..models.load import load_encoder
     from ..ui import err
-    from .safety import run_safety, safety_table, write_report
+    from .safety import filter_table, run_safety, safety_table, write_report
 
     encoder = load_encoder(load_config(config))
     report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=hybrid_weight,
-                        log=lambda msg: err.print(msg) if err.is_terminal else None)
+                        log=lambda msg: err.print(msg) if err.is_terminal else None, filter_only=filter_only)
     if out_dir:
         write_report(report, out_dir)
     if json:
         print_json(report)
     else:
-        out.print(safety_table(report))
+        if report["systems"]:
+            out.print(safety_table(report))
+        out.print(filter_table(report))

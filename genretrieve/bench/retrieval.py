@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import UsageError
-from ..safety import SafetyProbe
+from ..safety import SafetyProbe, load_probe
 from .beir import doc_text, load_beir
 from .metrics import mean, mrr_at_k, ndcg_at_k, paired_bootstrap, recall_at_k
 from .report import write_report as report_files
@@ -40,7 +40,7 @@ def describe_encoder(encoder) -> dict:
 
 
 def adapter_probe(encoder) -> SafetyProbe:
-    probe = SafetyProbe.load(encoder.card.get("path"))
+    probe = load_probe(encoder.card.get("path"))
     if probe is None:
         raise UsageError("the +filter systems need the adapter's safety probe (safety.json), and this adapter has none")
     return probe

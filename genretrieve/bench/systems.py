@@ -25,6 +25,7 @@ from ..errors import UsageError
 from ..models.batching import length_sorted_batches
 from ..models.assets import home
 from ..models.generate import generate_answers
+from ..safety import probe_flags  # noqa: F401  (the filter as search applies it; benchmarks import it from here)
 from ..train.responses import ResponseCache, ensure_responses
 
 SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "rrf_bm25_gen",
@@ -63,13 +64,6 @@ def check_systems(names: Sequence[str], known: Sequence[str]) -> None:
     if unknown := [name for name in names if base(name) not in known]:
         raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W: hybrid at "
                          "weight W; X+filter: X behind the safety probe)")
-
-
-def probe_flags(probe, encoder, texts: list[str]) -> np.ndarray:
-    """The probe's verdict as search computes it: features from the default query instruction it was fit on."""
-    gen = encoder.encode_queries(texts) if probe.features in ("gen", "both") else None
-    teacher = encoder.teacher.encode(texts) if probe.features in ("teacher", "both") else None
-    return np.asarray(probe.flags(gen, teacher), dtype=bool)
 
 
 def blocked(ranked: list[list], flags: np.ndarray) -> list[list]:

@@ -8,19 +8,27 @@ import typer
 from rich.markup import escape
 
 from ..ui import handle_errors, out, print_json
-from . import ConfigOpt, JsonOpt, _encoder, app
+from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
 
 
 @app.command()
 @handle_errors
-def info(config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
-    """Versions, device, dtype, backbone, teacher, adapter and cache location.
+def info(index: Optional[Path] = IndexOpt, config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
+    """Versions, device, dtype, backbone, teacher, adapter, safety filter and cache location.
 
+    The safety line names the calibration search would use with this index (--index).
     Example: genretrieve info --json
     """
+    from ..config import load_config
     from ..models.load import describe
+    from ..safety import describe as describe_probe, load_probe
 
-    details = describe(_encoder(config))
+    cfg = load_config(config)
+    encoder = _encoder(cfg)
+    details = describe(encoder)
+    probe = load_probe(encoder.card.get("path"), _index_dir(index))
+    details["safety"] = {"mode": cfg.search.safety, "filter": describe_probe(probe),
+                         "calibration": probe.calibration if probe else None}
     if json:
         return print_json(details)
     adapter = details["adapter"]
@@ -31,6 +39,7 @@ def info(config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     out.print(f"backbone {details['backbone']['id']}  d={details['backbone']['hidden_size']}  \\[{details['backbone']['fingerprint']}]")
     out.print(f"teacher  {details['teacher']['id']}  d={details['teacher']['dim']}  \\[{details['teacher']['fingerprint']}]")
     out.print(f"adapter  {adapter['path'] or '(built in)'}  {state}  \\[{adapter['fingerprint']}]")
+    out.print(f"safety   {details['safety']['mode']}: {escape(details['safety']['filter'])}")
     out.print(f"cache    {details['cache']}")
 
 

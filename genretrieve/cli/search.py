@@ -94,9 +94,15 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     if explain_query:
         from ..models.decode import explain as explain_queries
         explanations = {e.query: e.text for e in explain_queries(encoder, [text for _, text in pairs])}
+    calibration = None
+    if searcher.probe is not None and cfg.search.safety != "off":
+        from ..safety import describe
+        calibration = describe(searcher.probe)
     for (query_id, text), result in zip(pairs, results):
         if json:
             extra = {"query_id": query_id, "query": text} if queries else {}
+            if result.flagged:  # which threshold judged it, so a user can tell their calibration is in force
+                extra["safety_calibration"] = calibration
             if result.blocked:
                 print_json({**extra, "blocked": True, "flagged": True, "hits": [],
                             "reason": "the query was judged harmful (--safety block)"})
@@ -107,8 +113,8 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
             continue
         if explain_query:
             out.print(f"[dim]response the query stands for:[/dim] {escape(explanations[text])}", highlight=False)
-        if result.blocked:
-            out.print(f"[red]blocked:[/red] {escape(repr(text))} was judged harmful; no results shown (--safety block)")
+        if result.blocked:  # a message, not data: stderr, like warn's note
+            err.print(f"[red]blocked:[/red] {escape(repr(text))} was judged harmful; no results shown (--safety block)")
             continue
         if result.flagged:
             err.print(f"[red]flagged:[/red] {escape(repr(text))} looks like a harmful request (--safety warn)")

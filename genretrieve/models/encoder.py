@@ -163,6 +163,14 @@ class GenEncoder:
         instruction = self.query_instruction if instruction is None else instruction
         return self._encode(texts, instruction, lambda h: F.normalize(self.adapter(h), dim=-1))
 
+    def encode_queries_with_states(self, texts: list[str], instruction: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(response embeddings (n, d_T), mean of the 10 last-layer states (n, d)) from one forward pass:
+        the safety filter reads the state at which the LLM is about to answer without a second pass."""
+        instruction = self.query_instruction if instruction is None else instruction
+        both = self._encode(texts, instruction,
+                            lambda h: torch.cat([F.normalize(self.adapter(h), dim=-1), h.mean(dim=1)], dim=-1))
+        return both[:, :self.dim], both[:, self.dim:]
+
     def encode_documents(self, texts: list[str], instruction: str | None = None) -> np.ndarray:
         """Documents through the same encoder with the document instruction (the paper's choice)."""
         instruction = self.document_instruction if instruction is None else instruction

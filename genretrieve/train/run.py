@@ -23,10 +23,9 @@ from ..config import Config
 from ..errors import UsageError
 from ..models.adapter import make_card, save_adapter
 from ..models.assets import home
-from ..safety import SafetyProbe, fit_probe
+from ..safety import SafetyProbe
 from .evaluate import heldout_metrics
 from .fit import fit_closed_form, mean_states
-from .natural import load as natural_questions
 from .pool import POOL, load_pool
 from .responses import ResponseCache, ensure_responses
 from .trainer import Trainer, TrainData
@@ -146,8 +145,10 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
 
     record["heldout"] = heldout_metrics(encoder.encode_queries(held_q), targets[held_idx], targets[train_idx].mean(0))
     report("safety probe", 0, 1)
-    probe = fit_safety_probe(encoder, [q["text"] for q in queries if not q.get("safety")], t.seed)
-    record["safety_probe"] = {"features": probe.features, **probe.calibration}
+    probe = fit_safety_probe(encoder, [q["text"] for q in queries if not q.get("safety")], t.seed,
+                             report=lambda d, n: report("safety features", d, n))
+    record["safety_probe"] = {"features": probe.features, "calibration": probe.calibration,
+                              "validation": probe.fit.get("validation")}
     record.update(config=config.to_dict(), seconds=round(time.perf_counter() - start, 1),
                   device=f"{encoder.backbone.device} ({platform.processor() or platform.machine()})")
     card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
@@ -164,19 +165,24 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     return record
 
 
-def fit_safety_probe(encoder, domain_benign: list[str], seed: int, benign_per_harmful: int = 2) -> SafetyProbe:
-    """The filter for this adapter: the pool's harmful prompts against benign queries from the pool and
-    the training queries, plus the Python FAQ's real questions, which also calibrate the threshold."""
-    pool = load_pool(POOL)
-    harmful = [r["text"] for r in pool if r.get("safety")]
-    benign = list(dict.fromkeys(domain_benign + [r["text"] for r in pool if not r.get("safety")]))
-    rank = sorted(benign, key=lambda text: hashlib.sha256(f"{seed}:{text}".encode()).digest())
-    benign = rank[:benign_per_harmful * len(harmful)]
-    natural = natural_questions()
-    texts = harmful + benign + natural
-    labels = np.array([1] * len(harmful) + [0] * (len(benign) + len(natural)))
-    is_natural = np.array([False] * (len(harmful) + len(benign)) + [True] * len(natural))
-    return fit_probe(encoder.encode_queries(texts), encoder.teacher.encode(texts), labels, seed, natural=is_natural)
+def fit_safety_probe(encoder, domain_benign: list[str], seed: int, rate: float = 0.01, report=None) -> SafetyProbe:
+    """The filter for this adapter (genretrieve.safety.fit): Do-Not-Answer and written harmful prompts against
+    the pool's and the training run's benign queries and the fitting parts of the natural and borderline
+    sets; threshold for `rate` false flags on the natural questions' calibration part."""
+    from ..safety.fit import fit_safety
+
+    return fit_safety(encoder, domain_benign, seed, rate, report=report)
+
+
+def refit_safety_probe(encoder, config: Config, adapter_dir: Path, queries: list[dict] | None = None,
+                       rate: float = 0.01, report=None) -> SafetyProbe:
+    """`genretrieve fit-safety`: refit only the probe of an existing adapter, beside it; no answers generated.
+
+    The benign training queries are chosen as `train` chose them (same pool sample, or your file)."""
+    chosen, _ = choose_queries(config, queries)
+    probe = fit_safety_probe(encoder, [q["text"] for q in chosen if not q.get("safety")], config.train.seed, rate, report)
+    probe.save(adapter_dir)
+    return probe
 
 
 def plot_losses(log: list[dict], path: Path) -> None:
