@@ -19,6 +19,7 @@ from .safety import SafetyProbe
 
 MODES = ("gen", "teacher", "keyword", "hybrid")
 SAFETY = ("off", "warn", "block")
+BLOCKED_REASON = "the query was judged harmful (--safety block)"
 
 
 @dataclass
@@ -45,6 +46,12 @@ class Result:
     hits: list[Hit]
     flagged: bool = False  # the safety probe judged the query harmful
     blocked: bool = False  # ... and --safety block withheld the hits
+
+    def to_dict(self) -> dict:
+        """One query's outcome as `search --json` and `serve`'s /search give it; hits as Hit.to_dict()."""
+        record = {"query": self.query, "flagged": self.flagged, "blocked": self.blocked,
+                  "hits": [hit.to_dict() for hit in self.hits]}
+        return {**record, "reason": BLOCKED_REASON} if self.blocked else record
 
 
 class Searcher:
