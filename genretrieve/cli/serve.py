@@ -50,4 +50,8 @@ def serve(index: Optional[Path] = IndexOpt,
     ready = lambda: err.print(f"serving {url}/ (search page), /search, /v1/embeddings, /health, /info; Ctrl-C stops",  # noqa: E731
                               highlight=False)
     service = Service(encoder, index_dir, cfg, window=batch_window_ms / 1000, max_items=max_batch, on_ready=ready)
-    make_server(create_app(service), sock).run(sockets=[sock])
+    try:
+        make_server(create_app(service), sock).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: stopping a server is a normal end
+        pass
+    err.print("stopped")
