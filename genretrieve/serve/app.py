@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from ..config import ConfigError
+from ..embeddings import EMBEDDING_MODELS
 from ..errors import GenretrieveError, UsageError
 from .page import render_page
-from .service import EMBEDDING_MODELS, Service
+from .service import Service
 
 MAX_INPUTS = 2048  # OpenAI's limit on inputs per embeddings request
 

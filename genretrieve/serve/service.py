@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..embeddings import EMBEDDING_MODELS, embed, token_counts
 from ..errors import GenretrieveError, UsageError
 from ..search import Searcher
 from .batching import MicroBatcher
-
-# the embedding models /v1/embeddings serves: the method's query embedding, the teacher, the method on documents
-EMBEDDING_MODELS = ("gen", "teacher", "gen-document")
 MAX_K = 1000  # a server bound: FAISS allocates k results per query up front
 
 
@@ -86,13 +84,7 @@ class Service:
             _, k, mode, path, safety, weight = key
             return self._open().search(items, k, mode, path, safety, weight)
         model = key[1]
-        if model == "teacher":
-            vectors, tokenizer = self.encoder.teacher.encode(items), getattr(self.encoder.teacher, "tokenizer", None)
-        else:
-            encode = self.encoder.encode_queries if model == "gen" else self.encoder.encode_documents
-            vectors, tokenizer = encode(items), self.encoder.backbone.tokenizer
-        tokens = count_tokens(tokenizer or self.encoder.backbone.tokenizer, items)
-        return list(zip(vectors, tokens))
+        return list(zip(embed(self.encoder, model, items), token_counts(self.encoder, model, items)))
 
     def _info(self) -> dict:
         from ..models.load import describe
@@ -114,7 +106,3 @@ class Service:
         report["safety"] = None if probe is None else {"features": probe.features, "threshold": probe.threshold,
                                                        "calibration": probe.calibration}
         return report
-
-
-def count_tokens(tokenizer, texts: list[str]) -> list[int]:
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
