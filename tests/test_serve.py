@@ -246,3 +246,16 @@ def test_cli_reports_a_busy_port_before_loading_models(monkeypatch):
         busy.listen(1)
         result = runner.invoke(app, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 1 and "cannot listen" in result.output and not loaded
+
+
+def test_an_index_updated_while_serving_is_searched_as_updated(tmp_path):
+    from genretrieve.config import Config
+    from genretrieve.index.build import build_index
+
+    encoder = ServedFake()
+    index_dir = build_fixture_index(tmp_path, encoder)
+    with served(index_dir, encoder) as (url, _):
+        assert httpx.get(f"{url}/search", params={"q": "volcano lava", "k": 1}).json()["hits"][0]["path"] != "volcano.txt"
+        (tmp_path / "docs" / "volcano.txt").write_text("A volcano erupts lava and ash.\n")
+        build_index(tmp_path / "docs", index_dir, encoder, Config())
+        assert httpx.get(f"{url}/search", params={"q": "volcano lava", "k": 1}).json()["hits"][0]["path"] == "volcano.txt"

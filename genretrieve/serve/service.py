@@ -4,7 +4,8 @@ The encoder is loaded once by the caller; the Searcher (SQLite connection, FAISS
 opened on the batcher's worker thread and used only there. Search requests are batched per
 (k, mode, path, safety, hybrid weight) into one `Searcher.search` call, which encodes all their
 queries in one forward pass; embedding requests are batched per model. A missing index does not
-stop the server: /search says how to build one, and finds it once it exists.
+stop the server: /search says how to build one, and finds it once it exists; an index rebuilt or
+updated by `genretrieve index` while serving is reopened at the next search.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..embeddings import EMBEDDING_MODELS, embed, token_counts
 from ..errors import GenretrieveError, UsageError
+from ..index.folder import MANIFEST
 from ..search import Searcher
 from .batching import MicroBatcher
 MAX_K = 1000  # a server bound: FAISS allocates k results per query up front
@@ -25,6 +27,7 @@ class Service:
         self.index_dir = Path(index_dir)
         self.config = config
         self.searcher: Searcher | None = None
+        self._stamp: int | None = None  # the manifest's mtime when the Searcher was opened
         self.batcher = MicroBatcher(self._call, window=window, max_items=max_items)
         self.on_ready = on_ready  # called once the models are warm and requests are answered
 
@@ -50,8 +53,17 @@ class Service:
             pass  # no index yet, or a mode this adapter refuses: /search says so when asked
 
     def _open(self) -> Searcher:
+        """The Searcher, reopened when `genretrieve index` has rewritten the manifest since (a stat per call)."""
+        try:
+            stamp = (self.index_dir / MANIFEST).stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if self.searcher is not None and stamp != self._stamp:
+            self.searcher.folder.close()
+            self.searcher = None
         if self.searcher is None:
             self.searcher = Searcher(self.index_dir, self.encoder, self.config)
+            self._stamp = stamp
         return self.searcher
 
     # --- requests ----------------------------------------------------------------------------------
