@@ -4,8 +4,9 @@ A real server process (`genretrieve serve`, as a user starts it) serves a temp i
 stdlib-docstring chunks. For each mode: R requests of distinct queries from 1 client, then the
 same R from C concurrent clients (keep-alive HTTP, one connection each): latency p50/p99,
 requests/s, errors. Also measured: start to first answer (process spawn to the first /search
-200) against the cold `genretrieve search` wall time, the server's memory after the load, and
-Searcher.search in the benchmark's own process on the same queries (the cost without HTTP).
+200) against the cold `genretrieve search` wall time, the server's memory after the load,
+Searcher.search in the benchmark's own process on the same queries (the cost without HTTP), and
+GET /health (HTTP and thread scheduling alone, which a busy machine inflates).
 """
 from __future__ import annotations
 
@@ -129,6 +130,20 @@ def in_process_latency(encoder, cfg, index_dir: Path, queries: list[str], modes,
     return report
 
 
+def health_latency(url: str, n: int = 100) -> dict:
+    """GET /health over one keep-alive connection: HTTP and scheduling alone, no model, no worker thread."""
+    parsed = urllib.parse.urlsplit(url)
+    conn, times = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60), []
+    try:
+        for _ in range(n):
+            begin = time.perf_counter()
+            request(url, "/health", {}, conn)
+            times.append((time.perf_counter() - begin) * 1000)
+    finally:
+        conn.close()
+    return _ms(times)
+
+
 def memory_mib(pid: int) -> dict:
     """Resident and peak resident memory of a process (Linux /proc; empty elsewhere)."""
     try:
@@ -177,6 +192,7 @@ def run_serve_bench(config=None, n_chunks: int = 300, clients: int = 8, requests
         try:
             report["start_to_first_answer_s"] = first
             report["memory_after_start"] = memory_mib(process.pid)
+            report["health"] = health_latency(url)
             for mode in modes:
                 params = {"mode": mode, "k": k}
                 for q in qs[:5]:
@@ -223,7 +239,8 @@ def serve_table(report: dict):
                           ratio, target)
     cold, mem, batching = report["cold_cli"], report.get("memory_after_load", {}), report.get("batching") or {}
     mean_batch = batching.get("items", 0) / max(batching.get("calls", 0), 1)
-    table.caption = (f"start to first answer {report['start_to_first_answer_s']:.2f} s vs cold `genretrieve search` "
+    table.caption = (f"GET /health p50 {report['health']['p50_ms']:.1f} ms (HTTP alone); start to first answer "
+                     f"{report['start_to_first_answer_s']:.2f} s vs cold `genretrieve search` "
                      f"{cold['median_s']:.2f} s {verdict(report['start_pass'])}; server RSS after the load "
                      f"{mem.get('rss_mib', float('nan')):.0f} MiB (peak {mem.get('peak_rss_mib', float('nan')):.0f}), "
                      f"cold CLI peak {cold['peak_rss_mib']:.0f} MiB; batches: {batching.get('calls', 0)} model calls, "
