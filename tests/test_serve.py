@@ -161,6 +161,8 @@ def test_page_shows_hits_flags_and_errors(server):
     assert 'id="flagged"' in get(client, "/", q=f"a {HARMFUL_WORD}", safety="warn").text
     bad = get(client, "/", q="x", mode="fuzzy")
     assert bad.status_code == 400 and "--mode must be one of" in bad.text
+    bad_k = get(client, "/", q="x", k="ten")
+    assert bad_k.status_code == 400 and "k must be a whole number" in bad_k.text
     escaped = get(client, "/", q="<script>alert(1)</script>")
     assert "<script>alert" not in escaped.text and "&lt;script&gt;" in escaped.text
 

@@ -111,12 +111,14 @@ def create_app(service: Service) -> FastAPI:
         mode, safety = mode or s.mode, safety or s.safety
         if not q:
             return HTMLResponse(render_page("", mode, s.k, safety))
-        k_value = s.k
+        if k and not k.strip().isdigit():
+            return HTMLResponse(render_page(q, mode, s.k, safety, error=f"k must be a whole number, not {k!r}"),
+                                status_code=400)
+        k_value = int(k) if k else s.k
         try:
-            k_value = int(k) if k else s.k
             result = await service.search(q, k_value, mode, None, safety)
-        except ValueError as exc:  # UsageError is a ValueError, as is int("x")
-            return HTMLResponse(render_page(q, mode, s.k, safety, error=str(exc)), status_code=400)
+        except (UsageError, ConfigError) as exc:
+            return HTMLResponse(render_page(q, mode, k_value, safety, error=str(exc)), status_code=400)
         except GenretrieveError as exc:
             return HTMLResponse(render_page(q, mode, k_value, safety, error=str(exc)), status_code=503)
         return HTMLResponse(render_page(q, mode, k_value, safety, result))
