@@ -21,8 +21,6 @@ class ServedFake(FakeEncoder):
 
 def write_probe(folder: Path) -> Path:
     """A safety probe on teacher features that fires on HARMFUL_WORD and on nothing else here."""
-    import numpy as np
-
     from genretrieve.safety import SafetyProbe
 
     folder.mkdir(parents=True, exist_ok=True)

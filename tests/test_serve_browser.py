@@ -16,7 +16,8 @@ import pytest
 from .serve_helpers import HARMFUL_WORD, ServedFake, build_fixture_index, served, write_probe
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it: apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="chromium is not installed (make test installs it: apt-get install chromium)")
 
 
 class Browser:

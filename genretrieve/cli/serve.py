@@ -47,8 +47,10 @@ def serve(index: Optional[Path] = IndexOpt,
     encoder = _encoder(cfg)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
-    ready = lambda: err.print(f"serving {url}/ (search page), /search, /v1/embeddings, /health, /info; Ctrl-C stops",  # noqa: E731
-                              highlight=False)
+
+    def ready():
+        err.print(f"serving {url}/ (search page), /search, /v1/embeddings, /health, /info; Ctrl-C stops", highlight=False)
+
     service = Service(encoder, index_dir, cfg, window=batch_window_ms / 1000, max_items=max_batch, on_ready=ready)
     try:
         make_server(create_app(service), sock).run(sockets=[sock])

@@ -18,6 +18,7 @@ from ..errors import GenretrieveError, UsageError
 from ..index.folder import MANIFEST
 from ..search import Searcher
 from .batching import MicroBatcher
+
 MAX_K = 1000  # a server bound: FAISS allocates k results per query up front
 
 
