@@ -40,11 +40,11 @@ def build_fixture_index(root: Path, encoder) -> Path:
 
 
 @contextmanager
-def served(index_dir: Path, encoder, window: float = 0.002, **config_overrides):
+def served(index_dir: Path, encoder, window: float = 0.002, max_items: int = 64, **config_overrides):
     from genretrieve.config import load_config
     from genretrieve.serve import Service, create_app
     from genretrieve.serve.server import serve_in_thread
 
-    service = Service(encoder, index_dir, load_config(None, **config_overrides), window=window)
+    service = Service(encoder, index_dir, load_config(None, **config_overrides), window=window, max_items=max_items)
     with serve_in_thread(create_app(service)) as url:
         yield url, service

@@ -189,13 +189,16 @@ def test_concurrent_requests_share_one_forward_pass(tmp_path):
     encoder.teacher.encode = lambda texts: batches.append(len(texts)) or teacher_encode(texts)
     queries = ["buying a car", "the ocean tides", "terminate a process", "capital of France",
                "halt a truck", "service history", "the moon", "page two"]
-    with served(index_dir, encoder, window=0.5) as (url, service):
+    # a long window that closes as soon as all 8 are in: a busy machine may take a while to start 8 threads
+    with served(index_dir, encoder, window=10.0, max_items=8) as (url, service):
         batches.clear()  # the warm-up's
         bodies = concurrently(lambda q: httpx.get(f"{url}/search", params={"q": q, "k": 1}, timeout=30).json(), queries)
         assert [b["query"] for b in bodies] == queries  # each request got its own answer
         assert batches == [8]  # ... from one teacher forward pass over all eight
+        service.batcher.window = 0.002  # alone, it would wait out the long window
         single = httpx.get(f"{url}/search", params={"q": "the ocean tides", "k": 1}).json()
         assert single["hits"] == bodies[1]["hits"]
+        service.batcher.window = 10.0
         vectors = concurrently(lambda t: httpx.post(f"{url}/v1/embeddings", json={"input": t, "model": "teacher"},
                                                     timeout=30).json(), queries)
         assert np.allclose([v["data"][0]["embedding"] for v in vectors], teacher_encode(queries), atol=1e-6)
@@ -205,9 +208,10 @@ def test_concurrent_requests_share_one_forward_pass(tmp_path):
 def test_a_bad_request_in_a_batch_fails_alone(tmp_path):
     encoder = ServedFake()
     index_dir = build_fixture_index(tmp_path, encoder)
-    with served(index_dir, encoder, window=0.5) as (url, _):
+    with served(index_dir, encoder, window=10.0, max_items=3) as (url, service):
         queries = ["buying a car", "   ", "the ocean tides"]
         responses = concurrently(lambda q: httpx.get(f"{url}/search", params={"q": q}, timeout=30), queries)
+        assert service.batcher.stats["largest_batch"] == 1  # the batch of 3 failed; each was answered alone
     assert [r.status_code for r in responses] == [200, 400, 200]
     assert responses[0].json()["hits"][0]["path"] == "cars.txt"
 

@@ -46,7 +46,8 @@ def create_app(service: Service) -> FastAPI:
         yield
         await service.stop()
 
-    app = FastAPI(title="genretrieve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # no /docs: Swagger UI loads its scripts from a CDN, which offline machines cannot reach; /openapi.json stays
+    app = FastAPI(title="genretrieve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
 
     @app.exception_handler(RequestValidationError)
