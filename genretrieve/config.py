@@ -1,10 +1,11 @@
 """Configuration: dataclasses with defaults, optionally overlaid by a YAML file, then by CLI flags.
 
 Precedence is CLI > file > defaults. A file is named by path or by a name under `configs/`
-(`--config qwen3-0.6b` finds `configs/qwen3-0.6b.yaml`); `GENRETRIEVE_CONFIG` names the file when no
-flag does. The resolved config is written beside every index and adapter, so each artefact says
-how it was made. `validate` checks every key's type (from the dataclass annotations) and its
-allowed values or range (from one table, `RULES`) when the config loads, before any model does.
+(`--config qwen3-0.6b` finds `configs/qwen3-0.6b.yaml`, in the current directory or shipped in the
+package); `GENRETRIEVE_CONFIG` names the file when no flag does. The resolved config is written
+beside every index and adapter, so each artefact says how it was made. `validate` checks every
+key's type (from the dataclass annotations) and its allowed values or range (from one table,
+`RULES`) when the config loads, before any model does.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# a link to the repo's configs/ in a checkout, the copied files in an installed package (pyproject)
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 class ConfigError(ValueError):
@@ -170,7 +172,7 @@ def resolve_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for folder in (Path.cwd() / "configs", REPO_CONFIGS):
+    for folder in (Path.cwd() / "configs", PACKAGED_CONFIGS):
         candidate = folder / f"{name_or_path}.yaml"
         if candidate.is_file():
             return candidate

@@ -26,6 +26,7 @@ from .index.folder import MANIFEST, IndexFolder, index_identity
 from .safety import load_probe, probe_flags
 
 MODES, SAFETY = SEARCH_MODES, SAFETY_LEVELS  # one list each, checked when the config loads
+BLOCKED_REASON = "the query was judged harmful (--safety block)"
 
 
 @dataclass
@@ -52,6 +53,12 @@ class Result:
     hits: list[Hit]
     flagged: bool = False  # the safety probe judged the query harmful
     blocked: bool = False  # ... and --safety block withheld the hits
+
+    def to_dict(self) -> dict:
+        """One query's outcome as `search --json` and `serve`'s /search give it; hits as Hit.to_dict()."""
+        record = {"query": self.query, "flagged": self.flagged, "blocked": self.blocked,
+                  "hits": [hit.to_dict() for hit in self.hits]}
+        return {**record, "reason": BLOCKED_REASON} if self.blocked else record
 
 
 def _stat(path: Path) -> tuple:

@@ -7,7 +7,7 @@ import typer
 
 from ..ui import ConfigOpt, JsonOpt, handle_errors, out, print_json
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval quality, and safety (harmful-content retrieval).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval quality, safety (harmful-content retrieval), and the server under load.")
 HybridWeightOpt = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w).")
 ReportOpt = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here.")
 
@@ -134,3 +134,33 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
         if report["systems"]:
             out.print(safety_table(report))
         out.print(filter_table(report))
+
+
+@bench_app.command("serve")
+@handle_errors
+def serve_load(clients: int = typer.Option(8, "--clients", help="Concurrent clients (compared with 1)."),
+               requests: int = typer.Option(200, "--requests", help="Requests per row (distinct queries)."),
+               modes: str = typer.Option("teacher,gen", "--modes", help="Comma-separated search modes to load."),
+               chunks: int = typer.Option(300, "--chunks", min=1, help="~200-token chunks in the served temp index."),
+               out_dir: Optional[str] = ReportOpt, config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
+    """Load test of `genretrieve serve` on loopback: 1 client vs N concurrent clients, per mode.
+
+    p50/p99 latency, requests/s and errors of /search, the speed-up from micro-batching, start to first
+    answer against the cold CLI search, and the server's memory.
+
+    Examples:
+      genretrieve bench serve
+      genretrieve bench serve --clients 8 --requests 400 --modes teacher,gen,hybrid --out reports/serve
+    """
+    from ..ui import err
+    from .serve import run_serve_bench, serve_table, write_report
+
+    report = run_serve_bench(config, n_chunks=chunks, clients=clients, requests=requests,
+                             modes=[m.strip() for m in modes.split(",") if m.strip()],
+                             log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
+    if out_dir:
+        write_report(report, out_dir)
+    if json:
+        print_json(report)
+    else:
+        out.print(serve_table(report))

@@ -36,6 +36,7 @@ def _encoder(config):
 
 from . import models, indexing, search, train  # noqa: E402,F401,I001  (each registers its commands on app; this order is --help's)
 from . import safety  # noqa: E402,F401,I001
+from . import serve  # noqa: E402,F401  (registers `genretrieve serve`)
 from ..bench.cli import bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")

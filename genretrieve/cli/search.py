@@ -104,8 +104,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
             if result.flagged:  # which threshold judged it, so a user can tell their calibration is in force
                 extra["safety_calibration"] = calibration
             if result.blocked:
-                print_json({**extra, "blocked": True, "flagged": True, "hits": [],
-                            "reason": "the query was judged harmful (--safety block)"})
+                print_json({**extra, **result.to_dict()})
             for hit in result.hits:
                 print_json({**extra, **hit.to_dict()})
             if explain_query:
