@@ -112,11 +112,13 @@ def test_top_k_and_rrf():
     assert fused == [["b", "a"]]  # b: 1/62 + 1/61 beats a: 1/61 + 1/63
 
 
-def cache_answers(answers: dict[str, str], max_new_tokens: int = 128, backbone_fp: str = "fake-llm-fp") -> None:
-    """Put answers into the training response cache, as `train` would have left them."""
+def cache_answers(answers: dict[str, str], max_new_tokens: int | None = None, backbone_fp: str = "fake-llm-fp") -> None:
+    """Put answers into the training response cache, as `train` would have left them (default settings)."""
+    from genretrieve.config import TrainConfig
     from genretrieve.models.assets import home
     from genretrieve.train.responses import ResponseCache, response_key
 
+    max_new_tokens = TrainConfig().max_new_tokens if max_new_tokens is None else max_new_tokens
     settings = {"max_new_tokens": max_new_tokens, "greedy": True, "chat_template": True}
     ResponseCache(home() / "responses.sqlite").put_many([
         {"key": response_key(backbone_fp, settings, q), "backbone": backbone_fp, "settings": json.dumps(settings),

@@ -20,7 +20,7 @@ def toy_data(encoder):
 
 
 def settings(**kw):
-    return TrainConfig(**{"steps": 30, "batch_size": 4, "lr": 1e-1, "tokens_lr": 1e-1, "warmup": 3,
+    return TrainConfig(**{"steps": 30, "batch_size": 4, "lr": 1e-1, "tokens_lr": 1e-1, "warmup": 3, "recon_weight": 1.0,
                                "eval_every": 10, "checkpoint_every": 5, **kw})
 
 
