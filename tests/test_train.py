@@ -1,4 +1,5 @@
 """Training on tiny in-process models: losses fall, resume is exact, only the adapter moves."""
+import pytest
 import numpy as np
 import torch
 
@@ -129,3 +130,45 @@ def test_bad_query_files_are_usage_errors(tmp_path):
             read_query_file(tmp_path / name)
     (tmp_path / "ok.csv").write_text("query,id\nwhat is a cat,1\n")
     assert read_query_file(tmp_path / "ok.csv") == [{"text": "what is a cat"}]
+
+
+def test_shipped_answers_are_used_instead_of_generating(tmp_path, monkeypatch):
+    import gzip
+    import json
+
+    from genretrieve.train import responses
+    from genretrieve.train.responses import ResponseCache, answer_settings, ensure_responses, response_key
+
+    encoder = tiny_encoder()
+    settings = answer_settings(4)
+    shipped = tmp_path / "answers"
+    shipped.mkdir()
+    rows = [{"key": response_key(encoder.backbone.fingerprint, settings, q), "backbone": encoder.backbone.fingerprint,
+             "settings": json.dumps(settings), "query": q, "response": f"shipped answer {i}"} for i, q in enumerate(QUERIES[:3])]
+    (shipped / "tiny.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    monkeypatch.setattr(responses, "SHIPPED_ANSWERS", shipped)
+    monkeypatch.setattr(responses, "generate_answers", lambda *a, **k: pytest.fail("generated an answer that ships"))
+    answers, stats = ensure_responses(encoder, QUERIES[:3], ResponseCache(tmp_path / "cache.sqlite"), max_new_tokens=4)
+    assert answers == ["shipped answer 0", "shipped answer 1", "shipped answer 2"]
+    assert stats["generated"] == 0
+    # answers shipped for other settings (or another backbone) are not used
+    monkeypatch.setattr(responses, "generate_answers", lambda backbone, texts, *a, **k: ["fresh"] * len(texts))
+    answers, stats = ensure_responses(encoder, QUERIES[:3], ResponseCache(tmp_path / "cache.sqlite"), max_new_tokens=5)
+    assert answers == ["fresh"] * 3 and stats["generated"] == 3
+
+
+def test_the_shipped_answers_cover_the_default_training_queries():
+    """So `genretrieve train` with the defaults generates nothing on a new machine."""
+    import gzip
+    import json
+
+    from genretrieve.config import Config
+    from genretrieve.train.responses import SHIPPED_ANSWERS, answer_settings
+    from genretrieve.train.run import choose_queries
+
+    with gzip.open(SHIPPED_ANSWERS / "smollm2.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in f]
+    queries, _ = choose_queries(Config(), None)
+    assert {q["text"] for q in queries} <= {r["query"] for r in rows}
+    assert {r["settings"] for r in rows} == {json.dumps(answer_settings(TrainConfig().max_new_tokens))}
+    assert len({r["backbone"] for r in rows}) == 1
