@@ -58,6 +58,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     """
     from ..config import load_config
     from ..errors import UsageError
+    from ..index.folder import IndexFolder
     from ..search import Searcher
 
     if (query is None) == (queries is None):
@@ -67,7 +68,10 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety, search__hybrid_weight=hybrid_weight)
     pairs = _read_queries(queries) if queries else [(None, query)]
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
-    encoder = _encoder(cfg) if needs_models else None
+    # the LLM only for gen vectors (gen/hybrid, the probe, --explain) or to vouch for a gen-encoded index
+    needs_llm = (cfg.search.mode in ("gen", "hybrid") or cfg.search.safety != "off" or explain_query
+                 or IndexFolder(_index_dir(index)).space == "gen")
+    encoder = _encoder(cfg, llm=needs_llm) if needs_models else None
     if encoder is not None and not encoder.card["trained"] and cfg.search.mode in ("gen", "hybrid"):
         err.print("[yellow]warning:[/yellow] the adapter is untrained, so gen embeddings carry no meaning yet; "
                   "use --mode teacher or keyword, or train one (genretrieve train)")
