@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import Config, IndexConfig
 from ..errors import UsageError
-from .chunking import chunk_document, whole_document
+from .chunking import chunk_documents, whole_document
 from .folder import MANIFEST, IndexFolder, check_kind, index_identity
 from .readers import UnreadableFile, is_supported, iter_files, read_file
 from .shards import SHARDS, discard_staging, listing_fingerprint, mark_shard_complete, shard_dir, shard_of
@@ -80,13 +80,11 @@ def document_encoder(encoder, doc_encoder: str):
 
 def chunk_file(path: Path, root: Path, tokenizer, index: IndexConfig, no_chunk: bool) -> list[dict]:
     """The chunks of one file, in order (raises UnreadableFile); shared by every engine so chunks match."""
-    chunks = []
-    for doc in read_file(path, root):
-        pieces = whole_document(doc) if no_chunk else chunk_document(doc, tokenizer, index.chunk_tokens,
-                                                                     index.chunk_overlap)
-        chunks += [{**asdict(piece), "metadata": doc.metadata,
-                    "chunk_hash": sha256_bytes(piece.text.encode())} for piece in pieces]
-    return chunks
+    docs = list(read_file(path, root))  # one tokenizer call for all of a file's documents (JSONL records, pages)
+    pieces = [whole_document(doc) for doc in docs] if no_chunk else chunk_documents(
+        docs, tokenizer, index.chunk_tokens, index.chunk_overlap)
+    return [{**asdict(piece), "metadata": doc.metadata, "chunk_hash": sha256_bytes(piece.text.encode())}
+            for doc, doc_pieces in zip(docs, pieces) for piece in doc_pieces]
 
 
 def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, store) -> Producer:

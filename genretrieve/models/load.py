@@ -17,6 +17,7 @@ from .adapter import fresh_adapter, load_adapter, make_card, read_card
 from .backbone import load_backbone
 from .device import pick_device, pick_dtype
 from .encoder import GenEncoder
+from .quantize import check_quantize, quantize_linear_int8
 from .teacher import load_teacher
 from .teacher_only import TeacherEncoder
 
@@ -44,10 +45,19 @@ def load_encoder(config: Config | str | Path | None = None) -> GenEncoder:
     quiet_transformers()
     m = config.model
     device = pick_device(m.device)
-    dtype = pick_dtype(m.dtype, device)
+    dtype = model_dtype(m, device)
     backbone = load_backbone(m.backbone, device, dtype)
     teacher = load_teacher(m.teacher, device, dtype, m.teacher_pooling)
+    if m.quantize == "int8":  # the base model only: the LM head (tied to the embeddings) serves decoding
+        quantize_linear_int8(backbone.model.base_model)
+        quantize_linear_int8(teacher.model)
     return build_encoder(backbone, teacher, config)
+
+
+def model_dtype(m, device):
+    """The dtype to load in: int8 quantisation starts from fp32 weights."""
+    check_quantize(m.quantize, m.dtype, device)
+    return pick_dtype("float32" if m.quantize == "int8" else m.dtype, device)
 
 
 def load_teacher_encoder(config: Config | str | Path | None = None) -> TeacherEncoder:
@@ -55,7 +65,9 @@ def load_teacher_encoder(config: Config | str | Path | None = None) -> TeacherEn
     config = config if isinstance(config, Config) else load_config(config)
     m = config.model
     device = pick_device(m.device)
-    teacher = load_teacher(m.teacher, device, pick_dtype(m.dtype, device), m.teacher_pooling)
+    teacher = load_teacher(m.teacher, device, model_dtype(m, device), m.teacher_pooling)
+    if m.quantize == "int8":
+        quantize_linear_int8(teacher.model)
     return TeacherEncoder(teacher, m.backbone, adapter_teacher_space(m.adapter) != "reference")
 
 
