@@ -65,3 +65,11 @@ def test_chunk_documents_tokenizes_a_batch_in_one_call_and_chunks_like_one_at_a_
     batched = chunk_documents(docs, counting, max_tokens=20, overlap=0.2)
     assert len(calls) == 1 and batched[1] == [] and len(batched[0]) > 1 and len(batched[3]) > 1
     assert batched == [chunk_document(doc, tokenizer, max_tokens=20, overlap=0.2) for doc in docs]
+
+
+def test_precisions_option_is_checked_before_any_model_loads():
+    from genretrieve.bench.speed import parse_precisions
+
+    assert parse_precisions("int8, float32") == ["float32", "int8"]  # fp32 first: the cosine reference
+    with pytest.raises(UsageError):
+        parse_precisions("fp8")

@@ -21,6 +21,8 @@ def speed(config: Optional[str] = ConfigOpt,
           chunks: int = typer.Option(1000, "--chunks", min=1, help="~200-token chunks in the folder the index section indexes."),
           faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
           scale_n: int = typer.Option(100_000, "--scale-n", min=1000, help="Real texts (WordNet glosses, FOLDOC) for the opt-in scale section; embeddings cached."),
+          precisions: str = typer.Option("float32,bfloat16,int8", "--precisions", help="encode section: which of float32,bfloat16,int8 to time (CPU; a GPU times bfloat16)."),
+          first_load: bool = typer.Option(True, "--first-load/--no-first-load", help="encode section: also time the one-off GGUF conversion."),
           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a latency PNG here."),
           json: bool = JsonOpt):
     """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
@@ -38,12 +40,14 @@ def speed(config: Optional[str] = ConfigOpt,
     Examples:
       genretrieve bench speed --queries 50 --docs 64
       genretrieve bench speed --sections index,search,faiss --chunks 200 --faiss-n 2000 --json
+      OMP_WAIT_POLICY=ACTIVE genretrieve bench speed --sections encode --precisions bfloat16 --no-first-load
       genretrieve bench speed --sections scale --out reports/scale
     """
     from ..ui import err
     from .speed import run_speed, speed_tables, write_report
 
-    report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n, scale_n=scale_n,
+    report = run_speed(config, n_queries=queries, n_docs=docs, cold=first_load, sections=sections, n_chunks=chunks,
+                       faiss_n=faiss_n, scale_n=scale_n, precisions=precisions,
                        log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
     if out_dir:
         write_report(report, out_dir)

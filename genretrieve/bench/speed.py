@@ -90,13 +90,13 @@ def parse_sections(sections) -> list[str]:
 
 def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = True, sections=None,
               n_chunks: int = 1000, faiss_n: int = 20_000, faiss_queries: int = 1000, scale_n: int = 100_000,
-              log=None) -> dict:
+              precisions="float32,bfloat16,int8", log=None) -> dict:
     quiet_transformers()
     sections = parse_sections(sections)
     base = load_config(config)
     report = {"machine": machine(), "sections": sections}
     if "encode" in sections:
-        report.update(encode_section(base, n_queries, n_docs, cold))
+        report.update(encode_section(base, n_queries, n_docs, cold, parse_precisions(precisions)))
     rest = [s for s in sections if s != "encode"]
     if rest:
         encoder = load_encoder(base)
@@ -147,14 +147,24 @@ def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int
     return report
 
 
-def encode_section(base, n_queries: int, n_docs: int, cold: bool) -> dict:
+def parse_precisions(precisions) -> list[str]:
+    from ..errors import UsageError
+
+    chosen = [p.strip() for p in (precisions.split(",") if isinstance(precisions, str) else precisions)]
+    if not chosen or any(p not in VARIANTS for p in chosen):
+        raise UsageError(f"--precisions takes a comma-separated subset of {','.join(VARIANTS)}, not {precisions!r}")
+    return [p for p in VARIANTS if p in chosen]
+
+
+def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=None) -> dict:
     report = {"systems": {}}
     if cold and base.model.backbone == "packaged:smollm2":
         report["first_load_s"] = first_load_seconds()
     load_encoder(base)  # warm imports and the cache, so the next figure is the cached load alone
     report["cached_load_s"] = timed(lambda: load_encoder(base), repeats=3)
     qs, docs = queries(n_queries), passages(n_docs)
-    variants = VARIANTS if not torch.cuda.is_available() else {"bfloat16": VARIANTS["bfloat16"]}
+    chosen = precisions or list(VARIANTS)
+    variants = {p: VARIANTS[p] for p in chosen} if not torch.cuda.is_available() else {"bfloat16": VARIANTS["bfloat16"]}
     reference = {}  # fp32 embeddings: what the other precisions are compared with (cosine)
     for dtype, overrides in variants.items():
         encoder = load_encoder(load_config(base, **overrides))
