@@ -18,6 +18,7 @@ import torch
 
 from ..config import load_config
 from ..models.assets import converted_gguf_dir, package_file
+from ..models.device import pick_device, pick_dtype
 from ..models.load import load_encoder, quiet_transformers
 from .texts import passages, queries
 
@@ -106,7 +107,7 @@ def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = T
 
 
 def machine() -> dict:
-    from ..models.device import cpu_info, pick_device, pick_dtype
+    from ..models.device import cpu_info
 
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
             "cpu": cpu_info(), "auto_dtype": str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch."),
@@ -166,6 +167,7 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=Non
     chosen = precisions or list(VARIANTS)
     variants = {p: VARIANTS[p] for p in chosen} if not torch.cuda.is_available() else {"bfloat16": VARIANTS["bfloat16"]}
     reference = {}  # fp32 embeddings: what the other precisions are compared with (cosine)
+    auto = str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch.")
     for dtype, overrides in variants.items():
         encoder = load_encoder(load_config(base, **overrides))
         encoder.encode_queries(qs[:2])  # warm-up
@@ -186,12 +188,21 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=Non
         report[f"gen_vs_backbone_throughput ({dtype})"] = gen["docs_per_s"] / bare["docs_per_s"]
         embeddings = {"gen queries": encoder.encode_queries(qs), "gen docs": encoder.encode_documents(docs),
                       "teacher queries": encoder.teacher.encode(qs), "teacher docs": encoder.teacher.encode(docs)}
+        if dtype == auto:  # the batch size the default dtype should use
+            report["teacher_batch_docs_per_s"] = teacher_batch_sweep(encoder.teacher)
         if not reference:
             reference = embeddings
         elif dtype != "float32" and "float32" in variants:
             report.setdefault("cosine_to_fp32", {})[dtype] = {
                 name: float((vectors * reference[name]).sum(1).min()) for name, vectors in embeddings.items()}
     return report
+
+
+def teacher_batch_sweep(teacher, n: int = 128, sizes=(8, 16, 32, 64)) -> dict:
+    """Teacher documents/s per batch size on n ~200-token passages (length-sorted batches, best of 2)."""
+    docs = passages(n)
+    return {str(size): n / min(timed(lambda: teacher.encode(docs, batch_size=size), repeats=1) for _ in range(2))
+            for size in sizes}
 
 
 # fp32 first: it is the reference the others' embeddings are compared with
@@ -217,6 +228,9 @@ def speed_table(report: dict):
     notes += [f"{k.replace('_', ' ')} = {v:.2f}" for k, v in report.items() if k.startswith("gen_vs_backbone")]
     notes += [f"min cosine to fp32, {dtype}: " + ", ".join(f"{name} {c:.4f}" for name, c in cos.items())
               for dtype, cos in report.get("cosine_to_fp32", {}).items()]
+    if "teacher_batch_docs_per_s" in report:
+        notes.append("teacher docs/s by batch size (auto dtype): " + ", ".join(
+            f"{size}: {rate:.1f}" for size, rate in report["teacher_batch_docs_per_s"].items()))
     table.caption = "; ".join(notes)
     return table
 
