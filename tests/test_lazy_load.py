@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -71,14 +72,14 @@ def test_an_imported_paper_adapter_still_refuses_teacher_documents_without_loadi
 
 @pytest.mark.slow
 def test_cold_teacher_search_does_not_import_the_llm_code(tmp_path):
-    """A fresh process with the packaged models: index and search in teacher mode, then look at sys.modules."""
+    """A fresh process with the packaged models: index and search in teacher mode import no transformers model code."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("To stop a running process, send it a signal with kill.\n")
     script = (
         "import json, sys\nfrom genretrieve.cli import app\n"
         "app(sys.argv[1:], standalone_mode=False)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.endswith(('modeling_llama', 'modeling_qwen2')))),"
+        "print(json.dumps(sorted(m for m in sys.modules if m.endswith(('modeling_llama', 'modeling_utils')))),"
         " file=sys.stderr)\n")
 
     def cold(*args):
@@ -90,7 +91,7 @@ def test_cold_teacher_search_does_not_import_the_llm_code(tmp_path):
     assert cold("index", docs, "--index", tmp_path / "ix") == []
     assert cold("search", "how do I stop a process?", "--index", tmp_path / "ix", "--json") == []
     assert cold("search", "how do I stop a process?", "--index", tmp_path / "ix", "--mode", "gen") == [
-        "transformers.models.llama.modeling_llama"]  # the check sees the LLM when it does load
+        "transformers.modeling_utils", "transformers.models.llama.modeling_llama"]  # it sees the LLM when it loads
 
 
 def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_path):
@@ -119,3 +120,35 @@ def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_pat
     config = tmp_path / "config.json"
     config.write_text(config.read_text().replace('"bert"', '"roberta"'))
     assert not bert.supports(tmp_path)  # other architectures go through transformers
+
+
+def test_the_offset_tokenizer_chunks_exactly_like_the_transformers_tokenizer(tmp_path):
+    from genretrieve.index.chunking import chunk_documents
+    from genretrieve.index.readers import Document
+    from genretrieve.models.teacher_only import OffsetTokenizer
+
+    from .helpers import word_tokenizer
+
+    texts = ["First record, with punctuation! " * 30, "Short one.", "Lines\nof words here.\n" * 40, "  "]
+    reference = word_tokenizer(texts)
+    reference.save_pretrained(tmp_path)
+    ours = OffsetTokenizer(tmp_path / "tokenizer.json")
+    docs = [Document(text=t, path="a.jsonl") for t in texts]
+    assert chunk_documents(docs, ours, 25, 0.2) == chunk_documents(docs, reference, 25, 0.2)
+    assert ours(texts[0], add_special_tokens=False)["input_ids"] == reference(texts[0], add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.slow
+def test_the_packaged_backbone_tokenizer_chunks_alike_without_transformers(tmp_path):
+    from transformers import AutoTokenizer
+
+    from genretrieve.index.chunking import chunk_documents
+    from genretrieve.index.readers import read_file
+    from genretrieve.models.teacher_only import ChunkTokenizer, OffsetTokenizer
+
+    chunker = ChunkTokenizer("packaged:smollm2")
+    assert isinstance(chunker.tokenizer, OffsetTokenizer)
+    reference = AutoTokenizer.from_pretrained(chunker._resolved[0])
+    docs = [doc for path in sorted(fixture_docs(tmp_path / "docs").rglob("*.md")) for doc in read_file(path, tmp_path / "docs")]
+    docs += [doc for doc in read_file(Path(__file__).parent.parent / "README.md", Path(__file__).parent.parent)]
+    assert chunk_documents(docs, chunker.tokenizer, 200, 0.15) == chunk_documents(docs, reference, 200, 0.15)
