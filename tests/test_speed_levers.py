@@ -73,3 +73,17 @@ def test_precisions_option_is_checked_before_any_model_loads():
     assert parse_precisions("int8, float32") == ["float32", "int8"]  # fp32 first: the cosine reference
     with pytest.raises(UsageError):
         parse_precisions("fp8")
+
+
+def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
+    """Spinning OpenMP workers made single queries up to 34x slower on busy cores (README, Speed)."""
+    import os
+    import subprocess
+    import sys
+
+    script = "import genretrieve, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = lambda env: subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,  # noqa: E731
+                                     text=True, check=True).stdout.strip()
+    assert run(env) == "PASSIVE"
+    assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
