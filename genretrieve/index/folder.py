@@ -4,9 +4,10 @@ The manifest pins what makes vectors comparable, per vector space: teacher-encod
 depend on the teacher alone (another adapter or backbone still opens them, and teacher-mode search
 needs no LLM), gen-encoded ones also on the backbone and adapter; writing also pins the document
 encoder and chunking. An index is opened only by a matching encoder, otherwise the user is told
-to `--rebuild`. Older manifests hold every key and open under the same rule. The FAISS files are a cache of the vectors in
-SQLite, stamped with the store's generation, and rebuilt when stale: `vectors.faiss` +
-`vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the on-disk ones.
+to `--rebuild`. Older manifests hold every key and open under the same rule. The FAISS files are
+a cache of the vectors in SQLite, stamped with the store's generation, and rebuilt when stale:
+`vectors.faiss` + `vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the
+on-disk ones.
 """
 from __future__ import annotations
 

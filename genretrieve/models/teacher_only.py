@@ -2,8 +2,8 @@
 
 Teacher- and keyword-mode search and teacher-encoded indexing need the teacher's vectors and,
 for indexing, the backbone's tokenizer (chunk lengths are counted in its tokens, so chunks stay
-the same whichever path made them), read from its tokenizer.json without transformers. Loading the 135 M-parameter backbone for them cost seconds and
-hundreds of MB for nothing. This object offers what those paths read from `GenEncoder`
+the same whichever path made them), read from its tokenizer.json without transformers. Loading
+the 135 M-parameter backbone for them cost seconds and hundreds of MB for nothing. This object offers what those paths read from `GenEncoder`
 (`teacher`, `backbone.tokenizer`, `dim`, `teacher_space_matches`, a `card` without an adapter)
 and nothing that needs the LLM: asking it for gen vectors is a programming error.
 """
