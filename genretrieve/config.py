@@ -36,6 +36,7 @@ class ModelConfig:
     adapter: str = "default"  # "default" (shipped, else fresh), "fresh", or an adapter folder
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    quantize: str = "none"  # none | int8: int8 linear layers on CPU (models/quantize.py; README: the quality gate decided)
     max_length: int = 512
     batch_size: int = 32
     token_init: str = "prompt"  # prompt: chat framing, tokens from the assistant header | random: plain framing

@@ -50,8 +50,9 @@ def indexes_table(rows: list[dict]) -> Table:
     for column in ("path", "chunks", "files", "MB", "backbone", "adapter", "doc encoder", "updated"):
         table.add_column(column)
     for row in rows:
-        adapter = row["adapter"] + ("" if row["adapter_trained"] else " (untrained)")
-        table.add_row(row["path"], str(row["chunks"]), str(row["files"]), f"{row['bytes'] / 1e6:.1f}", row["backbone"],
+        # a teacher-encoded index made without the LLM records neither backbone nor adapter: it depends on neither
+        adapter = "-" if row["adapter"] is None else row["adapter"] + ("" if row["adapter_trained"] else " (untrained)")
+        table.add_row(row["path"], str(row["chunks"]), str(row["files"]), f"{row['bytes'] / 1e6:.1f}", row["backbone"] or "-",
                       adapter, row["doc_encoder"], row["updated"])
     if not rows:
         table.caption = "no indexes; build one with: genretrieve index PATH"

@@ -29,4 +29,5 @@ def fake(monkeypatch):
 
     encoder = FakeEncoder()
     monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
+    monkeypatch.setattr("genretrieve.models.load.load_teacher_encoder", lambda config=None: encoder)
     return encoder

@@ -69,7 +69,7 @@ def test_report_is_json_and_renders_one_table_per_section(report):
 
 
 def test_sections_option():
-    assert parse_sections(None) == ["encode", "index", "search", "faiss"]
+    assert parse_sections(None) == ["encode", "index", "search", "faiss", "generate"]
     assert parse_sections("faiss, index") == ["index", "faiss"]
     with pytest.raises(UsageError):
         parse_sections("index,gpu")

@@ -72,15 +72,31 @@ def test_reindex_encodes_only_the_edited_file_and_prunes_deleted_ones(fake, docs
     assert hit["path"] == "cars.txt"
 
 
-def test_an_index_from_another_adapter_is_refused_until_rebuild(fake, docs, tmp_path, monkeypatch):
-    index(docs, tmp_path / "ix")
-    other = FakeEncoder(adapter_fingerprint="fake-adapter-2")
-    monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: other)
-    result = run("index", docs, "--index", tmp_path / "ix")
+def use_encoder(monkeypatch, encoder):
+    for loader in ("load_encoder", "load_teacher_encoder"):
+        monkeypatch.setattr(f"genretrieve.models.load.{loader}", lambda config=None: encoder)
+
+
+def test_an_index_from_another_adapter_is_refused_until_rebuild_when_gen_encoded_it(fake, docs, tmp_path, monkeypatch):
+    index(docs, tmp_path / "gx", "--doc-encoder", "gen")
+    index(docs, tmp_path / "tx")  # teacher-encoded (the default): its vectors do not depend on the adapter
+    use_encoder(monkeypatch, FakeEncoder(adapter_fingerprint="fake-adapter-2"))
+    result = run("index", docs, "--index", tmp_path / "gx", "--doc-encoder", "gen")
+    assert result.exit_code == 1 and "adapter: index has" in result.output and "--rebuild" in result.output
+    assert run("search", "car", "--index", tmp_path / "gx").exit_code == 1
+    index(docs, tmp_path / "gx", "--doc-encoder", "gen", "--rebuild")
+    assert search(tmp_path / "gx", "car", "-k", "1")
+
+    assert index(docs, tmp_path / "tx")["files_unchanged"] == 5  # another adapter does not lock users out
+    for mode in ("teacher", "gen", "hybrid"):  # gen queries land in the teacher's space too
+        assert search(tmp_path / "tx", "car", "-k", "1", "--mode", mode)
+    other_teacher = FakeEncoder()
+    other_teacher.teacher.fingerprint = "another-teacher"
+    use_encoder(monkeypatch, other_teacher)
+    result = run("search", "car", "--index", tmp_path / "tx")
+    assert result.exit_code == 1 and "teacher: index has" in result.output
+    result = run("index", docs, "--index", tmp_path / "tx")
     assert result.exit_code == 1 and "--rebuild" in result.output
-    assert run("search", "car", "--index", tmp_path / "ix").exit_code == 1
-    index(docs, tmp_path / "ix", "--rebuild")
-    assert search(tmp_path / "ix", "car", "-k", "1")
 
 
 def test_an_interrupted_index_leaves_the_old_one_searchable_and_resumes(fake, docs, tmp_path, monkeypatch):

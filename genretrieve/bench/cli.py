@@ -17,31 +17,37 @@ ReportOpt = typer.Option(None, "--out", help="Write report.md, report.json and a
 def speed(config: Optional[str] = ConfigOpt,
           queries: int = typer.Option(50, help="Single queries to time for latency (encode and search sections)."),
           docs: int = typer.Option(64, help="200-token chunks to time for throughput (encode section)."),
-          sections: str = typer.Option("encode,index,search,faiss", "--sections", help="Comma-separated subset of encode,index,search,faiss,scale (scale is opt-in)."),
+          sections: str = typer.Option("encode,index,search,faiss,generate", "--sections", help="Comma-separated subset of encode,index,search,faiss,generate,scale (scale is opt-in)."),
           chunks: int = typer.Option(1000, "--chunks", min=1, help="~200-token chunks in the folder the index section indexes."),
           faiss_n: int = typer.Option(20_000, "--faiss-n", min=100, help="Real teacher vectors for the faiss section (the teacher encodes ~100/s on a CPU)."),
           scale_n: int = typer.Option(100_000, "--scale-n", min=1000, help="Real texts (WordNet glosses, FOLDOC) for the opt-in scale section; embeddings cached."),
+          precisions: str = typer.Option("float32,bfloat16,int8", "--precisions", help="encode section: which of float32,bfloat16,int8 to time (CPU; a GPU times bfloat16)."),
+          first_load: bool = typer.Option(True, "--first-load/--no-first-load", help="encode section: also time the one-off GGUF conversion."),
           out_dir: Optional[str] = typer.Option(None, "--out", help="Write report.md, report.json and a latency PNG here."),
           json: bool = JsonOpt):
     """Speed: encoders, indexing a folder, search latency (warm and cold CLI), FAISS index kinds.
 
     Sections (--sections, default all):
-      encode: load, query latency, docs/s: gen vs teacher vs bare backbone, bf16 vs fp32
+      encode: load, query latency, docs/s: gen vs teacher vs bare backbone; fp32 vs bf16 vs int8
+              (with the cosine of each to fp32's embeddings)
       index:  chunks/s per document encoder, re-index of the unchanged folder
       search: p50/p90 per mode, cold `genretrieve search`, peak memory
       faiss:  flat/ivf/hnsw on real embeddings: build, queries/s, recall@10 (GPU if FAISS has it)
+      generate: tokens/s of batched greedy answers per batch size (training data costs this)
       scale:  (opt-in) on-disk ivf-sq8/ivf-pq vs in-RAM kinds on 100k real embeddings: recall@10,
               merge_ondisk time, size, memory; 1 vs 2 concurrent --shard processes
 
     Examples:
       genretrieve bench speed --queries 50 --docs 64
       genretrieve bench speed --sections index,search,faiss --chunks 200 --faiss-n 2000 --json
+      OMP_WAIT_POLICY=ACTIVE genretrieve bench speed --sections encode --precisions bfloat16 --no-first-load
       genretrieve bench speed --sections scale --out reports/scale
     """
     from ..ui import err
     from .speed import run_speed, speed_tables, write_report
 
-    report = run_speed(config, n_queries=queries, n_docs=docs, sections=sections, n_chunks=chunks, faiss_n=faiss_n, scale_n=scale_n,
+    report = run_speed(config, n_queries=queries, n_docs=docs, cold=first_load, sections=sections, n_chunks=chunks,
+                       faiss_n=faiss_n, scale_n=scale_n, precisions=precisions,
                        log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
     if out_dir:
         write_report(report, out_dir)

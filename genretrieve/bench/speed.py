@@ -2,6 +2,8 @@
 
 Every figure is a median over repeats on this machine, and each is paired with a baseline run
 in the same process (teacher, bare backbone forward, fp32) so ratios survive a noisy machine.
+The report names the CPU, the flags that decide bf16/int8 speed, the dtype `auto` picks and the
+load average, since on a shared machine the absolute figures mean little without them.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 
 from ..config import load_config
 from ..models.assets import converted_gguf_dir, package_file
+from ..models.device import pick_device, pick_dtype
 from ..models.load import load_encoder, quiet_transformers
 from .texts import passages, queries
 
@@ -73,8 +76,8 @@ def first_load_seconds() -> float:
                 os.environ["GENRETRIEVE_HOME"] = previous
 
 
-SECTIONS = ("encode", "index", "search", "faiss", "scale")
-DEFAULT_SECTIONS = SECTIONS[:4]  # scale is opt-in: its first run encodes 100k texts
+SECTIONS = ("encode", "index", "search", "faiss", "generate", "scale")
+DEFAULT_SECTIONS = SECTIONS[:5]  # scale is opt-in: its first run encodes 100k texts
 
 
 def parse_sections(sections) -> list[str]:
@@ -89,20 +92,27 @@ def parse_sections(sections) -> list[str]:
 
 def run_speed(config=None, n_queries: int = 50, n_docs: int = 64, cold: bool = True, sections=None,
               n_chunks: int = 1000, faiss_n: int = 20_000, faiss_queries: int = 1000, scale_n: int = 100_000,
-              log=None) -> dict:
+              precisions="float32,bfloat16,int8", log=None) -> dict:
     quiet_transformers()
     sections = parse_sections(sections)
     base = load_config(config)
-    report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "cuda": torch.cuda.is_available()}, "sections": sections}
+    report = {"machine": machine(), "sections": sections}
     if "encode" in sections:
-        report.update(encode_section(base, n_queries, n_docs, cold))
+        report.update(encode_section(base, n_queries, n_docs, cold, parse_precisions(precisions)))
     rest = [s for s in sections if s != "encode"]
     if rest:
         encoder = load_encoder(base)
         report.update(run_sections(encoder, base, rest, n_chunks=n_chunks, n_queries=n_queries, faiss_n=faiss_n,
                                    faiss_queries=faiss_queries, config_arg=config, scale_n=scale_n, log=log))
     return report
+
+
+def machine() -> dict:
+    from ..models.device import cpu_info
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "cpu": cpu_info(), "auto_dtype": str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch."),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average_1min": os.getloadavg()[0]}
 
 
 def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int = 50, faiss_n: int = 20_000,
@@ -128,6 +138,10 @@ def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int
                 report["search"] = search_section(encoder, cfg, index_dir, n_queries, config_arg, cold_runs, cold_args, log)
             if "faiss" in sections:
                 report["faiss"] = faiss_section(encoder, cfg, texts, faiss_n, faiss_queries, log)
+    if "generate" in sections:
+        from .speed_generate import generate_section
+
+        report["generate"] = generate_section(encoder, log=log)
     if "scale" in sections:
         from .speed_scale import scale_section
 
@@ -135,17 +149,28 @@ def run_sections(encoder, cfg, sections, *, n_chunks: int = 1000, n_queries: int
     return report
 
 
-def encode_section(base, n_queries: int, n_docs: int, cold: bool) -> dict:
+def parse_precisions(precisions) -> list[str]:
+    from ..errors import UsageError
+
+    chosen = [p.strip() for p in (precisions.split(",") if isinstance(precisions, str) else precisions)]
+    if not chosen or any(p not in VARIANTS for p in chosen):
+        raise UsageError(f"--precisions takes a comma-separated subset of {','.join(VARIANTS)}, not {precisions!r}")
+    return [p for p in VARIANTS if p in chosen]
+
+
+def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=None) -> dict:
     report = {"systems": {}}
     if cold and base.model.backbone == "packaged:smollm2":
         report["first_load_s"] = first_load_seconds()
     load_encoder(base)  # warm imports and the cache, so the next figure is the cached load alone
     report["cached_load_s"] = timed(lambda: load_encoder(base), repeats=3)
     qs, docs = queries(n_queries), passages(n_docs)
-    dtypes = ["bfloat16", "float32"] if not torch.cuda.is_available() else ["bfloat16"]
-    for dtype in dtypes:
-        # deepcopy: load_config(Config, ...) copies shallowly, so overriding would change `base` too
-        encoder = load_encoder(load_config(base, model__dtype=dtype))
+    chosen = precisions or list(VARIANTS)
+    variants = {p: VARIANTS[p] for p in chosen} if not torch.cuda.is_available() else {"bfloat16": VARIANTS["bfloat16"]}
+    reference = {}  # fp32 embeddings: what the other precisions are compared with (cosine)
+    auto = str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch.")
+    for dtype, overrides in variants.items():
+        encoder = load_encoder(load_config(base, **overrides))
         encoder.encode_queries(qs[:2])  # warm-up
         prefix, rows = encoder.token_ids(docs, encoder.document_instruction)
         doc_tokens = len(prefix) + np.mean([len(r) for r in rows])
@@ -163,14 +188,38 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool) -> dict:
         report["doc_tokens_mean"] = float(doc_tokens)
         gen, bare = report["systems"][f"gen ({dtype})"], report["systems"][f"backbone (bare forward) ({dtype})"]
         report[f"gen_vs_backbone_throughput ({dtype})"] = gen["docs_per_s"] / bare["docs_per_s"]
+        embeddings = {"gen queries": encoder.encode_queries(qs), "gen docs": encoder.encode_documents(docs),
+                      "teacher queries": encoder.teacher.encode(qs), "teacher docs": encoder.teacher.encode(docs)}
+        if dtype == auto:  # the batch size the default dtype should use
+            report["teacher_batch_docs_per_s"] = teacher_batch_sweep(encoder.teacher)
+        if not reference:
+            reference = embeddings
+        elif dtype != "float32" and "float32" in variants:
+            report.setdefault("cosine_to_fp32", {})[dtype] = {
+                name: float((vectors * reference[name]).sum(1).min()) for name, vectors in embeddings.items()}
     return report
+
+
+def teacher_batch_sweep(teacher, n: int = 128, sizes=(8, 16, 32, 64)) -> dict:
+    """Teacher documents/s per batch size on n ~200-token passages (length-sorted batches, best of 2)."""
+    docs = passages(n)
+    return {str(size): n / min(timed(lambda: teacher.encode(docs, batch_size=size), repeats=1) for _ in range(2))
+            for size in sizes}
+
+
+# fp32 first: it is the reference the others' embeddings are compared with
+VARIANTS = {"float32": {"model__dtype": "float32"}, "bfloat16": {"model__dtype": "bfloat16"},
+            "int8": {"model__dtype": "float32", "model__quantize": "int8"}}
 
 
 def speed_table(report: dict):
     from rich.table import Table
 
-    table = Table(title=f"genretrieve bench speed ({report['machine']['cpus']} CPUs, "
-                        f"{report['machine']['torch_threads']} torch threads, docs ~{report['doc_tokens_mean']:.0f} tokens)")
+    m = report["machine"]
+    cpu = m.get("cpu", {})
+    table = Table(title=f"genretrieve bench speed: {cpu.get('model') or 'CPU'} ({' '.join(cpu.get('flags', [])) or 'no flags read'}), "
+                        f"{m['cpus']} CPUs, {m['torch_threads']} torch threads, auto dtype {m.get('auto_dtype')}, "
+                        f"load average {m.get('load_average_1min', float('nan')):.1f}; docs ~{report['doc_tokens_mean']:.0f} tokens")
     for column in ("system", "query p50 ms", "query p90 ms", "docs/s"):
         table.add_column(column, justify="right" if column != "system" else "left")
     for name, row in report["systems"].items():
@@ -179,6 +228,11 @@ def speed_table(report: dict):
     if "first_load_s" in report:
         notes.insert(0, f"first load (GGUF conversion) {report['first_load_s']:.1f} s")
     notes += [f"{k.replace('_', ' ')} = {v:.2f}" for k, v in report.items() if k.startswith("gen_vs_backbone")]
+    notes += [f"min cosine to fp32, {dtype}: " + ", ".join(f"{name} {c:.4f}" for name, c in cos.items())
+              for dtype, cos in report.get("cosine_to_fp32", {}).items()]
+    if "teacher_batch_docs_per_s" in report:
+        notes.append("teacher docs/s by batch size (auto dtype): " + ", ".join(
+            f"{size}: {rate:.1f}" for size, rate in report["teacher_batch_docs_per_s"].items()))
     table.caption = "; ".join(notes)
     return table
 
@@ -241,6 +295,10 @@ def speed_tables(report: dict) -> list:
                              f"{params}; MiB = saved FAISS file. Corpus: {c['from_index_section']} index-section "
                              f"chunks + {c['words_per_passage']}-word windows every {c['stride_words']} words "
                              f"({sources}); teacher {c['teacher_passages_per_s']:.0f} passages/s. GPU: {r['gpu']}"))
+    if "generate" in report:
+        from .speed_generate import generate_table
+
+        tables.append(generate_table(report["generate"], _table))
     if "scale" in report:
         from .speed_scale import scale_tables
 

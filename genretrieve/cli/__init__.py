@@ -23,15 +23,17 @@ def _index_dir(index: Optional[Path]) -> Path:
     return index or Path("indexes") / "default"
 
 
-def _encoder(config):
-    """Load the models for a config (a name/path or a Config), with a spinner on a terminal."""
+def _encoder(config, llm: bool = True):
+    """Load the models for a config (a name/path or a Config), with a spinner on a terminal.
+
+    llm=False loads the teacher alone, for commands that never run the LLM (it starts in a fraction of the time)."""
     from contextlib import nullcontext
 
     from ..config import load_config
-    from ..models.load import load_encoder
+    from ..models import load
 
     with err.status("loading models", spinner="dots") if err.is_terminal else nullcontext():
-        return load_encoder(load_config(config))
+        return (load.load_encoder if llm else load.load_teacher_encoder)(load_config(config))
 
 
 from . import models, indexing, search, train  # noqa: E402,F401,I001  (each registers its commands on app; this order is --help's)

@@ -66,7 +66,8 @@ def index(path: Path = typer.Argument(..., help="Folder (or file) to index."),
             summary = build_index_ray(path, _index_dir(index), cfg, RayOptions(address, workers, gpus_per_worker),
                                       rebuild=rebuild, no_chunk=no_chunk, report=report)
         else:
-            summary = build_index(path, _index_dir(index), _encoder(cfg), cfg, rebuild=rebuild, no_chunk=no_chunk,
+            # teacher-encoded documents need the teacher and the backbone's tokenizer, never the LLM itself
+            summary = build_index(path, _index_dir(index), _encoder(cfg, llm=cfg.index.doc_encoder != "teacher"), cfg, rebuild=rebuild, no_chunk=no_chunk,
                                   report=report, shard=shard_ix)
     if json:
         return print_json(summary.to_dict())

@@ -71,6 +71,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     """
     from ..config import load_config
     from ..errors import UsageError
+    from ..index.folder import IndexFolder
     from ..search import Searcher
 
     if (query is None) == (queries is None):
@@ -81,7 +82,10 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     pairs = _read_queries(queries) if queries else [(None, query)]
     _check_index(_index_dir(index), path_glob)  # before the models: a missing or damaged index is reported at once
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
-    encoder = _encoder(cfg) if needs_models else None
+    # the LLM only for gen vectors (gen/hybrid, the probe, --explain) or to vouch for a gen-encoded index
+    needs_llm = (cfg.search.mode in ("gen", "hybrid") or cfg.search.safety != "off" or explain_query
+                 or IndexFolder(_index_dir(index)).space == "gen")
+    encoder = _encoder(cfg, llm=needs_llm) if needs_models else None
     if encoder is not None and not encoder.card["trained"] and cfg.search.mode in ("gen", "hybrid"):
         err.print("[yellow]warning:[/yellow] the adapter is untrained, so gen embeddings carry no meaning yet; "
                   "use --mode teacher or keyword, or train one (genretrieve train)")

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import Config, IndexConfig
 from ..errors import GenretrieveError, UsageError
-from .chunking import chunk_document, whole_document
+from .chunking import chunk_documents, whole_document
 from .folder import MANIFEST, IndexFolder, check_index_target, check_kind, index_identity
 from .lock import writer_lock
 from .readers import UnreadableFile, iter_files, read_file, skip_reason
@@ -90,13 +90,11 @@ def document_encoder(encoder, doc_encoder: str):
 def chunk_file(path: Path, root: Path, tokenizer, index: IndexConfig, no_chunk: bool,
                problems: list[dict] | None = None) -> list[dict]:
     """The chunks of one file, in order (raises UnreadableFile); shared by every engine so chunks match."""
-    chunks = []
-    for doc in read_file(path, root, problems):
-        pieces = whole_document(doc) if no_chunk else chunk_document(doc, tokenizer, index.chunk_tokens,
-                                                                     index.chunk_overlap)
-        chunks += [{**asdict(piece), "metadata": doc.metadata,
-                    "chunk_hash": sha256_bytes(piece.text.encode())} for piece in pieces]
-    return chunks
+    docs = list(read_file(path, root, problems))  # one tokenizer call for all of a file's documents (JSONL records, pages)
+    pieces = [whole_document(doc) for doc in docs] if no_chunk else chunk_documents(
+        docs, tokenizer, index.chunk_tokens, index.chunk_overlap)
+    return [{**asdict(piece), "metadata": doc.metadata, "chunk_hash": sha256_bytes(piece.text.encode())}
+            for doc, doc_pieces in zip(docs, pieces) for piece in doc_pieces]
 
 
 def local_producer(root: Path, encoder, encode, config: Config, no_chunk: bool, store) -> Producer:

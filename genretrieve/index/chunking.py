@@ -1,6 +1,7 @@
 """Token-aware chunking of Documents into overlapping windows that keep their provenance.
 
-Each document is tokenized once with a fast tokenizer's offset mapping; windows of at most
+Documents are tokenized in one call per batch (a JSONL file's records, a file's pages: the fast
+tokenizer splits a batch over the cores) with the offset mapping; windows of at most
 `max_tokens` tokens slide with a fixed overlap, and a window is pulled back to a sentence or
 line end when one lies in its last quarter (else to a word end). A window never starts inside
 a word: with subword tokenizers the overlap would otherwise begin mid-word ("elists.org"), so the
@@ -132,16 +133,26 @@ def chunk_document(
     doc: Document, tokenizer, max_tokens: int = 200, overlap: float = 0.15
 ) -> list[Chunk]:
     """Overlapping windows of <= max_tokens tokens, preferring to end at sentence/line ends."""
+    return chunk_documents([doc], tokenizer, max_tokens, overlap)[0]
+
+
+def chunk_documents(
+    docs: list[Document], tokenizer, max_tokens: int = 200, overlap: float = 0.15
+) -> list[list[Chunk]]:
+    """chunk_document for each of `docs`, with one tokenizer call for all of them."""
     if max_tokens < 1:
         raise ValueError("max_tokens must be >= 1")
     if not 0 <= overlap < 1:
         raise ValueError("overlap must be in [0, 1)")
-    text = doc.text
-    if not text.strip():
-        return []
+    texts = [doc.text for doc in docs if doc.text.strip()]
     # verbose=False: long documents exceed model_max_length by design; we window them ourselves.
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    offsets = enc["offset_mapping"]
+    offsets = iter(tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                             verbose=False)["offset_mapping"] if texts else [])
+    return [_windows(doc, next(offsets), max_tokens, overlap) if doc.text.strip() else [] for doc in docs]
+
+
+def _windows(doc: Document, offsets: list[tuple[int, int]], max_tokens: int, overlap: float) -> list[Chunk]:
+    text = doc.text
     n = len(offsets)
     if n <= max_tokens:
         return whole_document(doc)

@@ -1,10 +1,13 @@
 """One index = one folder: `manifest.json`, `meta.sqlite` (chunks + vectors), and the derived FAISS files.
 
-The manifest pins everything that makes vectors comparable (backbone, teacher and adapter
-fingerprints, document encoder, chunking); an index is opened only by a matching encoder,
-otherwise the user is told to `--rebuild`. The FAISS files are a cache of the vectors in
-SQLite, stamped with the store's generation, and rebuilt when stale: `vectors.faiss` +
-`vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the on-disk ones.
+The manifest pins what makes vectors comparable, per vector space: teacher-encoded documents
+depend on the teacher alone (another adapter or backbone still opens them, and teacher-mode search
+needs no LLM), gen-encoded ones also on the backbone and adapter; writing also pins the document
+encoder and chunking. An index is opened only by a matching encoder, otherwise the user is told
+to `--rebuild`. Older manifests hold every key and open under the same rule. The FAISS files are
+a cache of the vectors in SQLite, stamped with the store's generation, and rebuilt when stale:
+`vectors.faiss` + `vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the
+on-disk ones.
 
 The manifest carries a format marker (`"type": "genretrieve-index"`) and the indexed roots, so
 `rm` deletes only a folder it can prove is an index, and only the index's own files (OWN_FILES),
@@ -84,20 +87,28 @@ def check_index_target(path: Path) -> None:
                              "give a new or empty folder")
 
 
+# the keys the vectors of each space depend on (the space is the index's document encoder)
+SPACE_KEYS = {"teacher": ("teacher", "dim"), "gen": ("backbone", "teacher", "adapter", "dim")}
+WRITE_KEYS = ("doc_encoder", "chunking")  # adding chunks also needs the same encoder and chunker
+
+
 def index_identity(encoder, config: Config, no_chunk: bool = False) -> dict:
-    """What must be equal for two runs to write into, or search, the same index."""
-    return {
-        "backbone": {"id": encoder.backbone.model_id, "fingerprint": encoder.backbone.fingerprint},
-        "teacher": {"id": encoder.teacher.model_id, "fingerprint": encoder.teacher.fingerprint},
-        "adapter": {"fingerprint": encoder.card["fingerprint"], "trained": encoder.card["trained"]},
-        "doc_encoder": config.index.doc_encoder,
-        "dim": encoder.dim,
-        "chunking": None if no_chunk else {"tokens": config.index.chunk_tokens, "overlap": config.index.chunk_overlap},
-    }
+    """What the encoder vouches for (the backbone and adapter only when it has them), plus the chunker."""
+    identity = {"teacher": {"id": encoder.teacher.model_id, "fingerprint": encoder.teacher.fingerprint}}
+    if getattr(encoder.backbone, "fingerprint", None) is not None:  # the teacher-only encoder has no LLM
+        identity["backbone"] = {"id": encoder.backbone.model_id, "fingerprint": encoder.backbone.fingerprint}
+        identity["adapter"] = {"fingerprint": encoder.card["fingerprint"], "trained": encoder.card["trained"]}
+    return {**identity, "doc_encoder": config.index.doc_encoder, "dim": encoder.dim,
+            "chunking": None if no_chunk else {"tokens": config.index.chunk_tokens, "overlap": config.index.chunk_overlap}}
 
 
-def identity_differences(old: dict, new: dict) -> list[str]:
-    return [f"{key}: index has {old.get(key)}, now {new.get(key)}" for key in new if old.get(key) != new.get(key)]
+def space_keys(identity: dict, write: bool = False) -> tuple[str, ...]:
+    return SPACE_KEYS[identity.get("doc_encoder", "gen")] + (WRITE_KEYS if write else ())
+
+
+def identity_differences(old: dict, new: dict, keys=None) -> list[str]:
+    return [f"{key}: index has {old.get(key)}, now {new.get(key)}" for key in (keys or new)
+            if old.get(key) != new.get(key)]
 
 
 class IndexFolder:
@@ -119,7 +130,7 @@ class IndexFolder:
         check_index_target(path)
         if (path / MANIFEST).exists():
             folder = cls(path)
-            differences = identity_differences(folder.manifest["identity"], identity)
+            differences = identity_differences(folder.manifest["identity"], identity, space_keys(identity, write=True))
             if differences:
                 raise IncompatibleArtifact(
                     f"the index at {path} was built with other settings ({'; '.join(differences)}). "
@@ -147,12 +158,16 @@ class IndexFolder:
             atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def matches(self, identity: dict) -> bool:
-        return not identity_differences(self.manifest["identity"], identity)
+        return not identity_differences(self.manifest["identity"], identity, space_keys(identity, write=True))
+
+    @property
+    def space(self) -> str:
+        """teacher | gen: what encoded the documents, hence which models a search must match."""
+        return self.manifest["identity"].get("doc_encoder", "gen")
 
     def check_encoder(self, identity: dict) -> None:
         """Refuse to search with an encoder whose vectors do not live in this index's space."""
-        differences = [d for d in identity_differences(self.manifest["identity"], identity)
-                       if not d.startswith(("doc_encoder", "chunking"))]
+        differences = identity_differences(self.manifest["identity"], identity, space_keys(self.manifest["identity"]))
         if differences:
             raise IncompatibleArtifact(
                 f"the index at {self.path} was built with another model ({'; '.join(differences)}); "
@@ -229,8 +244,9 @@ class IndexFolder:
         size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
         identity = self.manifest["identity"]
         return {"path": str(self.path), "chunks": self.store.count_chunks(), "files": self.store.count_files(),
-                "bytes": size, "backbone": identity["backbone"]["id"], "adapter": identity["adapter"]["fingerprint"],
-                "adapter_trained": identity["adapter"]["trained"], "doc_encoder": identity["doc_encoder"],
+                "bytes": size, "backbone": identity.get("backbone", {}).get("id"),
+                "adapter": identity.get("adapter", {}).get("fingerprint"),
+                "adapter_trained": identity.get("adapter", {}).get("trained"), "doc_encoder": identity["doc_encoder"],
                 "updated": self.manifest["updated"]}
 
     def close(self) -> None:

@@ -22,8 +22,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import sys
+
 import numpy as np
-from sqlite_utils import Database
+
+if "pandas" not in sys.modules:  # sqlite-utils imports pandas when it can (~0.45 s of every cold search) only to
+    sys.modules["pandas"] = None  # map its Timestamp type, which we never store: hide it while importing
+    try:
+        from sqlite_utils import Database
+    finally:
+        del sys.modules["pandas"]
+else:
+    from sqlite_utils import Database
 
 from ..errors import DamagedIndex
 

@@ -10,13 +10,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .assets import hub_error, resolve_model
 
+if TYPE_CHECKING:  # transformers' model code costs ~2 s to import: only load_backbone pays it (see bert.py)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-def weights_fingerprint(model: PreTrainedModel) -> str:
+
+def weights_fingerprint(model) -> str:
     """Identify a model by its config and a strided sample of its input embeddings.
 
     The sample is rounded to bf16 first so that the same weights loaded in fp32 or bf16 give
@@ -62,6 +66,8 @@ def freeze(model: PreTrainedModel, model_id: str, tokenizer: PreTrainedTokenizer
 
 
 def load_backbone(spec: str, device: torch.device, dtype: torch.dtype) -> Backbone:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     path, model_id = resolve_model(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

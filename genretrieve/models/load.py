@@ -1,5 +1,8 @@
 """Assemble an encoder from a config: device and dtype, backbone, teacher, and the adapter.
 
+`load_teacher_encoder` loads the teacher alone, for the paths that never run the LLM (teacher and
+keyword search, teacher-encoded indexing): they start without importing or loading the backbone.
+
 The adapter named "default" is the trained one shipped in `genretrieve/data/adapters/` whose card
 matches the loaded backbone and teacher; when none matches, a fresh (untrained) adapter is
 used and its card says `"trained": false`, which `genretrieve info` shows plainly.
@@ -15,7 +18,9 @@ from .backbone import load_backbone
 from .device import pick_device, pick_dtype
 from .encoder import GenEncoder
 from .framing import Framing
+from .quantize import check_quantize, quantize_linear_int8
 from .teacher import load_teacher
+from .teacher_only import TeacherEncoder
 
 SHIPPED_ADAPTERS = Path(__file__).resolve().parent.parent / "data" / "adapters"
 
@@ -41,10 +46,39 @@ def load_encoder(config: Config | str | Path | None = None) -> GenEncoder:
     quiet_transformers()
     m = config.model
     device = pick_device(m.device)
-    dtype = pick_dtype(m.dtype, device)
+    dtype = model_dtype(m, device)
     backbone = load_backbone(m.backbone, device, dtype)
     teacher = load_teacher(m.teacher, device, dtype, m.teacher_pooling)
+    if m.quantize == "int8":  # the base model only: the LM head (tied to the embeddings) serves decoding
+        quantize_linear_int8(backbone.model.base_model)
+        quantize_linear_int8(teacher.model)
     return build_encoder(backbone, teacher, config)
+
+
+def model_dtype(m, device):
+    """The dtype to load in: int8 quantisation starts from fp32 weights."""
+    check_quantize(m.quantize, m.dtype, device)
+    return pick_dtype("float32" if m.quantize == "int8" else m.dtype, device)
+
+
+def load_teacher_encoder(config: Config | str | Path | None = None) -> TeacherEncoder:
+    """The teacher without the LLM (models/teacher_only.py); same device, dtype and checks as load_encoder."""
+    config = config if isinstance(config, Config) else load_config(config)
+    m = config.model
+    device = pick_device(m.device)
+    teacher = load_teacher(m.teacher, device, model_dtype(m, device), m.teacher_pooling)
+    if m.quantize == "int8":
+        quantize_linear_int8(teacher.model)
+    return TeacherEncoder(teacher, m.backbone, adapter_teacher_space(m.adapter) != "reference")
+
+
+def adapter_teacher_space(adapter: str) -> str | None:
+    """An imported paper adapter embeds into the paper's teacher space ("reference"); read from its card alone."""
+    if adapter in ("default", "fresh"):
+        return None  # shipped and fresh adapters embed into the loaded teacher's space
+    if not Path(adapter).is_dir():
+        raise UsageError(f"adapter folder {adapter} does not exist")
+    return read_card(Path(adapter)).get("teacher_space")
 
 
 def build_encoder(backbone, teacher, config: Config) -> GenEncoder:
