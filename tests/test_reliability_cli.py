@@ -108,7 +108,7 @@ def test_help_shows_the_defaults():
     assert result.exit_code == 0
     text = " ".join(result.output.replace("│", " ").split())  # undo rich's wrapping inside the box
     assert "[default: 10]" in text and "[default: teacher]" in text and "[default: indexes/default" in text
-    assert "[default: 2000]" in " ".join(run("train", "--help").output.replace("│", " ").split())
+    assert "[default: 4096," in " ".join(run("train", "--help").output.replace("│", " ").split())
 
 
 # -- 12. a closed pipe is not an error ----------------------------------------------------------------

@@ -31,6 +31,7 @@ def tiny(monkeypatch, tmp_path):
                 x.mean(0).tolist(), (x.std(0) + 1e-6).tolist()).save(folder)
     encoder.card["path"] = str(folder)
     monkeypatch.setattr("genretrieve.models.load.load_encoder", lambda config=None: encoder)
+    monkeypatch.setattr("genretrieve.models.load.load_teacher_encoder", lambda config=None: encoder)
     return encoder
 
 
@@ -83,6 +84,7 @@ def test_bad_input_is_refused_before_loading_models(tmp_path, monkeypatch):
         raise AssertionError("models loaded before the input was checked")
 
     monkeypatch.setattr("genretrieve.models.load.load_encoder", no_models)
+    monkeypatch.setattr("genretrieve.models.load.load_teacher_encoder", no_models)
     (tmp_path / "b.txt").write_text("a question\n")
     (tmp_path / "b2.txt").write_text("a question\nanother one\na third\n")
     (tmp_path / "empty.txt").write_text("\n")
