@@ -176,6 +176,9 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=Non
         doc_tokens = len(prefix) + np.mean([len(r) for r in rows])
         systems = {
             "gen": (encoder.encode_queries, encoder.encode_documents),
+            # the same encoder recomputing the shared prefix (system prompt, turn header) every call
+            "gen, prefix recomputed": (lambda t: prefix_recomputed(encoder, encoder.encode_queries, t),
+                                       lambda t: prefix_recomputed(encoder, encoder.encode_documents, t)),
             "teacher": (encoder.teacher.encode, encoder.teacher.encode),
             "backbone (bare forward)": (lambda t: bare_backbone_forward(encoder, t),
                                         lambda t: bare_backbone_forward(encoder, t)),
@@ -198,6 +201,15 @@ def encode_section(base, n_queries: int, n_docs: int, cold: bool, precisions=Non
             report.setdefault("cosine_to_fp32", {})[dtype] = {
                 name: float((vectors * reference[name]).sum(1).min()) for name, vectors in embeddings.items()}
     return report
+
+
+def prefix_recomputed(encoder, encode, texts):
+    """Encode with the prefix key/value cache off: what caching the chat framing's prefix saves."""
+    encoder.prefix_cache = False
+    try:
+        return encode(texts)
+    finally:
+        encoder.prefix_cache = True
 
 
 def teacher_batch_sweep(teacher, n: int = 128, sizes=(8, 16, 32, 64)) -> dict:
