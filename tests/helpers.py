@@ -183,3 +183,30 @@ def tiny_chat_encoder(seed: int = 0, **kwargs):
     for key, value in {"batch_size": 4, **kwargs}.items():
         setattr(config.model, key, value)
     return build_encoder(backbone, tiny_teacher(), config)
+
+
+def run_cli(*args, **kwargs):
+    """The genretrieve CLI in-process (CliRunner), arguments stringified."""
+    from typer.testing import CliRunner
+
+    from genretrieve.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+def index_json(docs, index_dir, *extra) -> dict:
+    """`genretrieve index DOCS --index DIR --json`, asserted to succeed: its summary."""
+    import json
+
+    result = run_cli("index", docs, "--index", index_dir, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def search_json(index_dir, query, *extra) -> list[dict]:
+    """`genretrieve search QUERY --index DIR --json`, asserted to succeed: one dict per hit."""
+    import json
+
+    result = run_cli("search", query, "--index", index_dir, "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]

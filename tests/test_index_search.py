@@ -3,35 +3,16 @@ import json
 import os
 
 import pytest
-from typer.testing import CliRunner
-
-from genretrieve.cli import app
 
 from .helpers import FakeEncoder, fixture_docs
-
-runner = CliRunner()
+from .helpers import index_json as index
+from .helpers import run_cli as run
+from .helpers import search_json as search
 
 
 @pytest.fixture
 def docs(tmp_path):
     return fixture_docs(tmp_path / "docs")
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result
-
-
-def index(docs, index_dir, *extra):
-    result = run("index", docs, "--index", index_dir, "--json", *extra)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def search(index_dir, query, *extra):
-    result = run("search", query, "--index", index_dir, "--json", *extra)
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_index_reads_every_type_and_reports_the_bad_files(fake, docs, tmp_path):

@@ -14,29 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from genretrieve.cli import app
 
 from .helpers import FakeEncoder, fixture_docs
-
-runner = CliRunner()
-
-
-def run(*args, **kwargs):
-    return runner.invoke(app, [str(a) for a in args], **kwargs)
-
-
-def index(docs, index_dir, *extra):
-    result = run("index", docs, "--index", index_dir, "--json", *extra)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def search(index_dir, query, *extra):
-    result = run("search", query, "--index", index_dir, "--json", *extra)
-    assert result.exit_code == 0, result.output
-    return [json.loads(line) for line in result.stdout.splitlines()]
+from .helpers import index_json as index
+from .helpers import run_cli as run
+from .helpers import search_json as search
 
 
 @pytest.fixture

@@ -12,6 +12,17 @@ HybridWeightOpt = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hy
 ReportOpt = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here.")
 
 
+def emit(report: dict, out_dir, json: bool, write_report, tables) -> None:
+    """Every bench's output: report files under --out, then the JSON report or the tables (`tables()`)."""
+    if out_dir:
+        write_report(report, out_dir)
+    if json:
+        print_json(report)
+    else:
+        for table in tables():
+            out.print(table)
+
+
 @bench_app.command()
 @handle_errors
 def speed(config: Optional[str] = ConfigOpt,
@@ -49,13 +60,7 @@ def speed(config: Optional[str] = ConfigOpt,
     report = run_speed(config, n_queries=queries, n_docs=docs, cold=first_load, sections=sections, n_chunks=chunks,
                        faiss_n=faiss_n, scale_n=scale_n, precisions=precisions,
                        log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
-    if out_dir:
-        write_report(report, out_dir)
-    if json:
-        print_json(report)
-    else:
-        for table in speed_tables(report):
-            out.print(table)
+    emit(report, out_dir, json, write_report, lambda: speed_tables(report))
 
 
 @bench_app.command()
@@ -92,12 +97,7 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
     encoder = None if chosen == ["bm25"] else load_encoder(cfg)
     report = run_retrieval(folder, encoder, chosen, limit, hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None,
                            oracle_tokens=cfg.train.max_new_tokens, oracle_batch=cfg.train.gen_batch_size)
-    if out_dir:
-        write_report(report, out_dir)
-    if json:
-        print_json(report)
-    else:
-        out.print(retrieval_table(report))
+    emit(report, out_dir, json, write_report, lambda: [retrieval_table(report)])
 
 
 @bench_app.command()
@@ -132,14 +132,8 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
     encoder = load_encoder(load_config(config))
     report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=hybrid_weight,
                         log=lambda msg: err.print(msg) if err.is_terminal else None, filter_only=filter_only)
-    if out_dir:
-        write_report(report, out_dir)
-    if json:
-        print_json(report)
-    else:
-        if report["systems"]:
-            out.print(safety_table(report))
-        out.print(filter_table(report))
+    emit(report, out_dir, json, write_report,
+         lambda: ([safety_table(report)] if report["systems"] else []) + [filter_table(report)])
 
 
 @bench_app.command("serve")
@@ -164,9 +158,4 @@ def serve_load(clients: int = typer.Option(8, "--clients", help="Concurrent clie
     report = run_serve_bench(config, n_chunks=chunks, clients=clients, requests=requests,
                              modes=[m.strip() for m in modes.split(",") if m.strip()],
                              log=lambda msg: err.print(msg, highlight=False) if err.is_terminal else None)
-    if out_dir:
-        write_report(report, out_dir)
-    if json:
-        print_json(report)
-    else:
-        out.print(serve_table(report))
+    emit(report, out_dir, json, write_report, lambda: [serve_table(report)])
