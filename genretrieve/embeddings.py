@@ -28,4 +28,5 @@ def token_counts(encoder, model: str, texts: list[str]) -> list[int]:
     """Tokens of each text for the model that reads it (the teacher's tokenizer for `teacher`)."""
     tokenizer = getattr(encoder.teacher, "tokenizer", None) if model == "teacher" else None
     tokenizer = tokenizer or encoder.backbone.tokenizer
-    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    ids = tokenizer(list(texts), add_special_tokens=False, padding=False, truncation=False, return_tensors=None)["input_ids"]
+    return [len(row) for row in ids]

@@ -117,6 +117,9 @@ def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_pat
     assert ours.fingerprint == reference.fingerprint
     assert abs(ours.encode(texts, batch_size=3) - reference.encode(texts, batch_size=3)).max() < 1e-5
     assert abs(ours.encode(texts, batch_size=1) - ours.encode(texts, batch_size=3)).max() < 1e-5  # padding-free
+    # called as transformers' tokenizer is elsewhere (token counts of /v1/embeddings): same ids, unpadded lists
+    kwargs = dict(add_special_tokens=False, padding=False, truncation=False, return_tensors=None)
+    assert ours.tokenizer(texts, **kwargs)["input_ids"] == tokenizer(texts, **kwargs)["input_ids"]
     config = tmp_path / "config.json"
     config.write_text(config.read_text().replace('"bert"', '"roberta"'))
     assert not bert.supports(tmp_path)  # other architectures go through transformers

@@ -131,12 +131,14 @@ class BertTokenizer:
         self.tokenizer.no_padding()
 
     def __call__(self, texts: list[str], padding: bool = True, truncation: bool = True, max_length: int = 512,
-                 return_tensors: str = "pt") -> Batch:
+                 return_tensors: str | None = "pt", add_special_tokens: bool = True) -> Batch:
         tok = self.tokenizer
         tok.enable_truncation(max_length) if truncation else tok.no_truncation()
         tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token) if padding else tok.no_padding()
-        rows = tok.encode_batch(list(texts))
-        return Batch(input_ids=torch.tensor([r.ids for r in rows], dtype=torch.long),
-                     attention_mask=torch.tensor([r.attention_mask for r in rows], dtype=torch.long),
-                     token_type_ids=torch.tensor([r.type_ids for r in rows], dtype=torch.long))
+        rows = tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        columns = {"input_ids": [r.ids for r in rows], "attention_mask": [r.attention_mask for r in rows],
+                   "token_type_ids": [r.type_ids for r in rows]}
+        if return_tensors != "pt":  # lists, as transformers gives without return_tensors
+            return Batch(columns)
+        return Batch({k: torch.tensor(v, dtype=torch.long) for k, v in columns.items()})
 
