@@ -102,23 +102,34 @@ class GenEncoder:
         device = self.backbone.device
         return ids.to(device), mask.to(device), positions.to(device)
 
+    def _prefix_cache_for(self, prefix: list[int], batch: int) -> DynamicCache:
+        return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                             for k, v in self._prefix_keys_values(prefix)])
+
+    def _forward(self, prefix: list[int], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                 cached: bool, tokens: torch.Tensor | None = None, **kwargs):
+        """One base-model call over [prefix][ids][tokens]; the prefix comes from its cache when `cached`."""
+        start = 0
+        if prefix and cached:
+            kwargs.update(self._cache_arg(self._prefix_cache_for(prefix, len(ids))))
+            start = len(prefix)
+        elif prefix:
+            ids = torch.cat([torch.tensor([prefix] * len(ids), dtype=torch.long, device=ids.device), ids], 1)
+        embeds = self.backbone.model.get_input_embeddings()(ids)
+        if tokens is not None:
+            embeds = torch.cat([embeds, tokens.to(embeds.dtype).unsqueeze(0).expand(len(ids), -1, -1)], 1)
+        end = start + embeds.shape[1]
+        return self.backbone.model.base_model(inputs_embeds=embeds, attention_mask=mask[:, :end],
+                                              position_ids=positions[:, start:end], **kwargs)
+
     def context(self, prefix: list[int], rows: list[list[int]], use_prefix_cache: bool | None = None) -> Context:
         """Keys and values of everything before the adapter tokens, computed without gradients."""
-        model, n = self.backbone.model.base_model, self.adapter.n_tokens
         ids, mask, positions = self._layout(prefix, rows)
-        p, width = len(prefix), ids.shape[1]
-        use_cache = self.prefix_cache if use_prefix_cache is None else use_prefix_cache
+        cached = self.prefix_cache if use_prefix_cache is None else use_prefix_cache
         with torch.no_grad():
-            if p and use_cache:
-                cache = DynamicCache([(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
-                                      for k, v in self._prefix_keys_values(prefix)])
-                out = model(input_ids=ids, attention_mask=mask[:, :p + width], position_ids=positions[:, p:p + width],
-                            use_cache=True, **self._cache_arg(cache))
-            else:
-                full = torch.cat([torch.tensor([prefix] * len(rows), dtype=torch.long, device=ids.device), ids], 1) if p else ids
-                out = model(input_ids=full, attention_mask=mask[:, :p + width], position_ids=positions[:, :p + width],
-                            use_cache=True)
-        return Context(out.past_key_values, mask, positions[:, p + width:p + width + n])
+            out = self._forward(prefix, ids, mask, positions, cached, use_cache=True)
+        start = len(prefix) + ids.shape[1]
+        return Context(out.past_key_values, mask, positions[:, start:start + self.adapter.n_tokens])
 
     def token_states(self, context: Context) -> torch.Tensor:
         """Last-layer states (after the final norm) at the 10 adapter positions: (B, n, d) float32."""
@@ -129,22 +140,16 @@ class GenEncoder:
                                              position_ids=context.positions, **self._cache_arg(context.cache))
         return out.last_hidden_state.float()
 
-    def full_states(self, prefix: list[int], rows: list[list[int]]) -> torch.Tensor:
-        """The same states from one forward over the whole sequence, no cache (the reference path)."""
+    def full_states(self, prefix: list[int], rows: list[list[int]], use_prefix_cache: bool = False) -> torch.Tensor:
+        """The states from one forward over text + tokens (the prefix from its cache, or recomputed)."""
         ids, mask, positions = self._layout(prefix, rows)
-        if prefix:
-            ids = torch.cat([torch.tensor([prefix] * len(rows), dtype=torch.long, device=ids.device), ids], 1)
-        embeds = self.backbone.model.get_input_embeddings()(ids)
-        tokens = self.adapter.tokens.to(embeds.dtype).unsqueeze(0).expand(len(rows), -1, -1)
-        out = self.backbone.model.base_model(inputs_embeds=torch.cat([embeds, tokens], 1), attention_mask=mask,
-                                             position_ids=positions)
+        out = self._forward(prefix, ids, mask, positions, use_prefix_cache, tokens=self.adapter.tokens)
         return out.last_hidden_state[:, -self.adapter.n_tokens:].float()
 
     def hidden_states(self, prefix: list[int], rows: list[list[int]]) -> torch.Tensor:
-        """States at the 10 adapter positions for a batch: (B, n, d) float32."""
-        if prefix and self.prefix_cache:
-            return self.token_states(self.context(prefix, rows))
-        return self.full_states(prefix, rows)
+        """States at the 10 adapter positions for a batch: (B, n, d) float32. One model call: at batch 1
+        a call costs about a read of all the weights, whatever the length, so encoding never splits."""
+        return self.full_states(prefix, rows, use_prefix_cache=self.prefix_cache)
 
     # --- public encode API -------------------------------------------------------------------
     def _encode(self, texts: list[str], instruction: str, head) -> np.ndarray:
