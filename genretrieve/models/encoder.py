@@ -33,7 +33,8 @@ from .teacher import Teacher
 
 @dataclass
 class Context:
-    """Keys/values of [prefix][padding][text] for a batch, and where the 10 tokens go."""
+    """Keys/values of [prefix][padding][text] for a batch, and where the 10 tokens go (use once: the
+    forward over the tokens appends to the cache)."""
     cache: DynamicCache
     mask: torch.Tensor  # (B, context + n): 1 on real positions
     positions: torch.Tensor  # (B, n): position ids of the 10 adapter tokens
