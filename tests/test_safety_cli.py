@@ -105,7 +105,9 @@ def test_block_mode_says_so_on_stderr_and_json_carries_blocked(ix, tmp_path):
     query = BENIGN[int(sorted(flagged)[0]) - 1]
     result = run("search", query, "--index", ix, "--safety", "block")
     assert result.exit_code == 0 and "blocked" in result.stderr and result.stdout.strip() == ""
-    [row] = [json.loads(line) for line in run("search", query, "--index", ix, "--safety", "block", "--json").stdout.splitlines()]
+    as_json = run("search", query, "--index", ix, "--safety", "block", "--json")
+    assert "blocked" in as_json.stderr  # the note goes to stderr with --json too; stdout stays pure JSON
+    [row] = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert row["blocked"] is True and row["flagged"] is True and row["hits"] == []
     for mode in ("gen", "hybrid", "teacher"):  # the same verdict whichever vectors the mode computes
         [again] = [json.loads(line) for line in

@@ -103,6 +103,11 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
         from ..safety import describe
         calibration = describe(searcher.probe)
     for (query_id, text), result in zip(pairs, results):
+        # notes, not data: stderr, with or without --json (JSON carries "flagged"/"blocked")
+        if result.blocked:
+            err.print(f"[red]blocked:[/red] {escape(repr(text))} was judged harmful; no results shown (--safety block)")
+        elif result.flagged:
+            err.print(f"[red]flagged:[/red] {escape(repr(text))} looks like a harmful request (--safety warn)")
         if json:
             extra = {"query_id": query_id, "query": text} if queries else {}
             if result.flagged:  # which threshold judged it, so a user can tell their calibration is in force
@@ -116,10 +121,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
             continue
         if explain_query:
             out.print(f"[dim]response the query stands for:[/dim] {escape(explanations[text])}", highlight=False)
-        if result.blocked:  # a message, not data: stderr, like warn's note
-            err.print(f"[red]blocked:[/red] {escape(repr(text))} was judged harmful; no results shown (--safety block)")
+        if result.blocked:
             continue
-        if result.flagged:
-            err.print(f"[red]flagged:[/red] {escape(repr(text))} looks like a harmful request (--safety warn)")
         from ..render import hits_table
         out.print(hits_table(text, result.hits))
