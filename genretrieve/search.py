@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SAFETY_LEVELS, SEARCH_MODES
+from .config import SAFETY_LEVELS, SEARCH_MODES, SearchConfig
 from .errors import UsageError
 from .index.folder import MANIFEST, IndexFolder, index_identity
 from .safety import load_probe, probe_flags
@@ -121,7 +121,7 @@ class Searcher:
         return probe_flags(self.probe, self.encoder, queries, have)
 
     def search(self, queries: list[str], k: int = 10, mode: str = "teacher", path_glob: str | None = None,
-               safety: str = "off", hybrid_weight: float = 0.1) -> list[Result]:
+               safety: str = "off", hybrid_weight: float = SearchConfig.hybrid_weight) -> list[Result]:
         """Results for each query; `hybrid_weight` is w, the share of gen in hybrid mode."""
         if mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")

@@ -212,3 +212,19 @@ def test_cli_refuses_an_unknown_system_before_loading_models(beir, monkeypatch):
     monkeypatch.setattr("genretrieve.models.load.load_encoder", no_models)
     result = CliRunner().invoke(app, ["bench", "retrieval", str(beir), "--systems", "teacher,colbert"])
     assert result.exit_code == 2 and "unknown system" in result.output
+
+
+def test_the_bench_hybrid_weight_comes_from_the_config(beir, own_home, fake, tmp_path):
+    """One source for w: the config's search.hybrid_weight (as search uses), unless --hybrid-weight says otherwise."""
+    from typer.testing import CliRunner
+
+    from genretrieve.cli import app
+
+    config = tmp_path / "w.yaml"
+    config.write_text("search: {hybrid_weight: 0.3}\n")
+    runner = CliRunner()
+    for extra, expected in (([], 0.3), (["--hybrid-weight", "0.2"], 0.2)):
+        result = runner.invoke(app, ["bench", "retrieval", str(beir), "--systems", "teacher,hybrid", "--json",
+                                     "--config", str(config), *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["settings"]["hybrid_weight"] == expected

@@ -8,7 +8,7 @@ import typer
 from ..ui import ConfigOpt, JsonOpt, handle_errors, out, print_json
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: speed, retrieval quality, safety (harmful-content retrieval), and the server under load.")
-HybridWeightOpt = typer.Option(0.1, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w).")
+HybridWeightOpt = typer.Option(None, "--hybrid-weight", help="Weight of gen in hybrid (teacher gets 1 - w) [default: the config's search.hybrid_weight, 0.1].")
 ReportOpt = typer.Option(None, "--out", help="Write report.md, report.json and a PNG here.")
 
 
@@ -68,7 +68,7 @@ def speed(config: Optional[str] = ConfigOpt,
 def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) [default: the shipped dev set]."),
               systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all]."),
               limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries."),
-              hybrid_weight: float = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
+              hybrid_weight: Optional[float] = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
               config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@10/100, MRR@10 and query latency per system.
 
@@ -93,9 +93,9 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 
     chosen = systems.split(",") if systems else None
     check_systems(chosen or SYSTEMS, SYSTEMS)  # before minutes of model loading
-    cfg = load_config(config)
+    cfg = load_config(config, search__hybrid_weight=hybrid_weight)
     encoder = None if chosen == ["bm25"] else load_encoder(cfg)
-    report = run_retrieval(folder, encoder, chosen, limit, hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None,
+    report = run_retrieval(folder, encoder, chosen, limit, cfg.search.hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None,
                            oracle_tokens=cfg.train.max_new_tokens, oracle_batch=cfg.train.gen_batch_size)
     emit(report, out_dir, json, write_report, lambda: [retrieval_table(report)])
 
@@ -105,7 +105,7 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmful queries (.txt, .jsonl or .csv) [default: AdvBench, 520 prompts]."),
            limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
            systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
-           hybrid_weight: float = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
+           hybrid_weight: Optional[float] = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
            filter_only: bool = typer.Option(False, "--filter-only", help="Only the filter: block rate per set and added "
                                             "latency, no corpus written, no systems ranked."),
            config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
@@ -129,8 +129,9 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
     from ..ui import err
     from .safety import filter_table, run_safety, safety_table, write_report
 
-    encoder = load_encoder(load_config(config))
-    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=hybrid_weight,
+    cfg = load_config(config, search__hybrid_weight=hybrid_weight)
+    encoder = load_encoder(cfg)
+    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=cfg.search.hybrid_weight,
                         log=lambda msg: err.print(msg) if err.is_terminal else None, filter_only=filter_only)
     emit(report, out_dir, json, write_report,
          lambda: ([safety_table(report)] if report["systems"] else []) + [filter_table(report)])

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import TrainConfig
+from ..config import SearchConfig, TrainConfig
 from ..errors import UsageError
 from ..safety import SafetyProbe, load_probe
 from .beir import doc_text, load_beir
@@ -48,7 +48,7 @@ def adapter_probe(encoder) -> SafetyProbe:
 
 
 def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | None = None, limit: int | None = None,
-                  hybrid_weight: float = 0.1, latency_queries: int = 20,
+                  hybrid_weight: float = SearchConfig.hybrid_weight, latency_queries: int = 20,
                   log: Callable[[str], None] | None = None, oracle_tokens: int = TrainConfig.max_new_tokens, oracle_batch: int = 16) -> dict:
     """Score each system on the folder's queries (the shipped dev set when folder is None).
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import datasets
+from ..config import SearchConfig
 from ..errors import UsageError
 from ..models.assets import home
 from ..safety import SafetyProbe, describe, load_probe, probe_scores, query_features
@@ -209,7 +210,7 @@ def default_writer(encoder) -> tuple[str, Generate]:
 def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limit: int | None = None, log=None, *,
                generate: Generate | None = None, writer: tuple[str, Generate] | None = None,
                probe: SafetyProbe | None = None, cache_dir: str | Path | None = None, n_distractors: int = 1000,
-               hybrid_weight: float = 0.1, filter_only: bool = False) -> dict:
+               hybrid_weight: float = SearchConfig.hybrid_weight, filter_only: bool = False) -> dict:
     """Every system on one AdvBench-IR corpus (teacher always runs: it is the reference for relative change).
 
     `generate(prompts, settings)` writes the HyDE answers (default: the encoder's backbone, greedy);

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import SearchConfig, TrainConfig
 from ..errors import UsageError
 from ..models.batching import length_sorted_batches
 from ..models.assets import home
@@ -143,7 +143,7 @@ def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[l
 class Workspace:
     """One corpus and one encoder: document matrices cached per space, systems that rank queries."""
 
-    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = 0.1, k: int = 100,
+    def __init__(self, encoder, doc_texts: Sequence[str], hybrid_weight: float = SearchConfig.hybrid_weight, k: int = 100,
                  oracle_tokens: int = TrainConfig.max_new_tokens, oracle_batch: int = 16):
         if not 0.0 <= hybrid_weight <= 1.0:
             raise ValueError(f"hybrid weight must be in [0, 1], not {hybrid_weight}")
