@@ -12,7 +12,7 @@ from genretrieve.index import ondisk
 from genretrieve.index.folder import IndexFolder
 from genretrieve.index.ondisk import INDEX_FILE, OnDiskIndex
 from genretrieve.index.store import Store
-from genretrieve.index.vectors import recall_at_k
+from genretrieve.bench.metrics import ann_recall_at_k
 
 from .scale_helpers import QUERIES, more_docs
 from .test_shards import build_shards, ok, run, search
@@ -44,15 +44,15 @@ def test_sq8_with_every_list_probed_matches_exact_search(data, tmp_path):
     assert info["count"] == len(x) and info["code_bytes"] == DIM  # one byte per dimension
     ref = exact(ids, x, q, 10)[1]
     _, got = OnDiskIndex(folder.path, folder.store, DIM, nprobe=info["nlist"]).search(q, 10)
-    assert recall_at_k(got, ref, 10) >= 0.95  # only SQ8 rounding differs from exact
+    assert ann_recall_at_k(got, ref, 10) >= 0.95  # only SQ8 rounding differs from exact
     _, default = folder.vector_index().search(q, 10)
-    assert recall_at_k(default, ref, 10) >= 0.8  # nprobe = nlist // 8 by default
+    assert ann_recall_at_k(default, ref, 10) >= 0.8  # nprobe = nlist // 8 by default
     folder.write_vectors("ivf-pq")  # d/8 = 4 bytes per vector: much coarser, still far better than chance
     assert folder.manifest["vectors"]["ondisk"]["code_bytes"] == DIM // 8
     _, codes = OnDiskIndex(folder.path, folder.store, DIM, nprobe=info["nlist"]).search(q, 10)
-    assert 0.25 <= recall_at_k(codes, ref, 10) < recall_at_k(got, ref, 10)
+    assert 0.25 <= ann_recall_at_k(codes, ref, 10) < ann_recall_at_k(got, ref, 10)
     scores, rescored = OnDiskIndex(folder.path, folder.store, DIM, nprobe=info["nlist"], rerank=10).search(q, 10)
-    assert recall_at_k(rescored, ref, 10) >= recall_at_k(codes, ref, 10) + 0.1  # 10x k candidates, exact scores
+    assert ann_recall_at_k(rescored, ref, 10) >= ann_recall_at_k(codes, ref, 10) + 0.1  # 10x k candidates, exact scores
     x16 = x.astype(np.float16).astype(np.float32)[np.searchsorted(ids, rescored)]  # (queries, k, dim)
     np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", q, x16), atol=1e-5)  # the stored vectors' scores
 
@@ -86,7 +86,7 @@ def test_allowed_ids_filter_before_ranking(data, tmp_path, monkeypatch, exact_ma
     allowed = ids[labels == far]
     scores, got = index.search(query, 10, allowed_ids=allowed)
     assert (got >= 0).all() and np.isin(got, allowed).all()
-    assert recall_at_k(got, exact(ids[labels == far], x[labels == far], query, 10)[1], 10) >= 0.9
+    assert ann_recall_at_k(got, exact(ids[labels == far], x[labels == far], query, 10)[1], 10) >= 0.9
     assert np.all(np.diff(scores[0]) <= 0)
     scores, got = index.search(query, 5, allowed_ids=allowed[:3])  # fewer allowed than k: padded honestly
     assert set(got[0, :3]) == set(allowed[:3]) and (got[0, 3:] == -1).all() and np.isneginf(scores[0, 3:]).all()
@@ -178,7 +178,7 @@ def test_cli_index_and_merge_on_disk(fake, tmp_path, monkeypatch):
     ok("index", docs, "--index", flat, "--config", config, "--kind", "flat", "--json")
     exact_ids = [[h["chunk_id"] for h in search(flat, query)] for query in QUERIES]
     found = [[h["chunk_id"] for h in search(tmp_path / "whole", query)] for query in QUERIES]
-    assert recall_at_k(np.array(found), np.array(exact_ids), 5) >= 0.8  # every list probed at this size
+    assert ann_recall_at_k(np.array(found), np.array(exact_ids), 5) >= 0.8  # every list probed at this size
 
     before = search(tmp_path / "parts", "ocean tides")
     monkeypatch.setattr(ondisk, "merge_ondisk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from genretrieve.index import vectors
-from genretrieve.index.vectors import VectorIndex, recall_at_k
+from genretrieve.bench.metrics import ann_recall_at_k
+from genretrieve.index.vectors import VectorIndex
 
 DIM = 32
 
@@ -56,7 +57,7 @@ def test_flat_search_returns_exact_neighbours(data):
 def test_approximate_kinds_keep_recall(data, kind):
     ids, x, _, q = data
     _, got = build(kind, ids, x).search(q, 10)
-    assert recall_at_k(got, exact(ids, x, q, 10)[1], 10) >= 0.9
+    assert ann_recall_at_k(got, exact(ids, x, q, 10)[1], 10) >= 0.9
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
@@ -118,7 +119,7 @@ def test_remove_drops_vectors_from_results(data, kind):
     _, got = index.search(q, 10)
     assert not np.isin(got, gone).any()
     keep = ~np.isin(ids, gone)
-    assert recall_at_k(got, exact(ids[keep], x[keep], q, 10)[1], 10) >= 0.9
+    assert ann_recall_at_k(got, exact(ids[keep], x[keep], q, 10)[1], 10) >= 0.9
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
@@ -160,9 +161,9 @@ def test_auto_switches_to_ivf_above_threshold(data, monkeypatch):
     index.add(ids[500:], x[500:])
     assert index.effective_kind() == "ivf"
     _, got = index.search(q, 10)
-    assert recall_at_k(got, exact(ids, x, q, 10)[1], 10) >= 0.9
+    assert ann_recall_at_k(got, exact(ids, x, q, 10)[1], 10) >= 0.9
 
 
-def test_recall_at_k_counts_overlap():
-    assert recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 4, 1]]), 3) == pytest.approx(2 / 3)
-    assert recall_at_k(np.array([[1, -1]]), np.array([[1, -1]]), 2) == 1.0
+def test_ann_recall_at_k_counts_overlap():
+    assert ann_recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 4, 1]]), 3) == pytest.approx(2 / 3)
+    assert ann_recall_at_k(np.array([[1, -1]]), np.array([[1, -1]]), 2) == 1.0

@@ -9,9 +9,9 @@ caller's job, so a per-query list stays available for paired comparisons.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
-from collections.abc import Collection, Mapping, Sequence
 
 
 def dcg(gains: Sequence[float]) -> float:
@@ -84,3 +84,12 @@ def paired_bootstrap(scores: Sequence[float], baseline: Sequence[float], resampl
     low, high = np.percentile(means, [tail, 100 - tail])
     return {"delta": float(diff.mean()), "ci": [float(low), float(high)], "level": level,
             "resamples": resamples, "seed": seed}
+
+
+def ann_recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray, k: int) -> float:
+    """An approximate index against exact search: the share of the exact top-k ids (ignoring -1
+    padding) found in the approximate top k. Not `recall_at_k`, which scores a ranking against qrels."""
+    approx, exact = np.atleast_2d(approx_ids)[:, :k], np.atleast_2d(exact_ids)[:, :k]
+    hits = sum(len(np.intersect1d(a[a >= 0], e[e >= 0])) for a, e in zip(approx, exact))
+    total = int((exact >= 0).sum())
+    return hits / total if total else 1.0

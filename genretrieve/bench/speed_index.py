@@ -30,8 +30,9 @@ from ..config import load_config
 from ..index.build import build_index
 from ..index.chunking import chunk_document
 from ..index.readers import read_file
-from ..index.vectors import VectorIndex, ivf_params, recall_at_k
+from ..index.vectors import VectorIndex, ivf_params
 from ..search import MODES, Searcher
+from .metrics import ann_recall_at_k
 from .texts import docstrings, passages, queries
 
 TARGETS = {"teacher_chunks_per_s": 100.0, "gen_chunks_per_s": 12.0, "reindex_s": 2.0, "search_ms": 80.0,
@@ -228,7 +229,7 @@ def bench_kind(kind: str, vectors: np.ndarray, qvecs: np.ndarray, k: int, exact_
         single.append((time.perf_counter() - start) * 1000)
     row.update({"batch_qps": len(qvecs) / statistics.median(batch), "single_qps": 1000 * len(single) / sum(single),
                 **{f"single_{key}": v for key, v in _ms(single).items()},
-                "recall_at_10": recall_at_k(found, found if exact_ids is None else exact_ids, k)})
+                "recall_at_10": ann_recall_at_k(found, found if exact_ids is None else exact_ids, k)})
     if kind == "ivf":
         row["nlist"], row["nprobe"] = ivf_params(len(vectors))
     elif kind == "hnsw":

@@ -27,8 +27,9 @@ import numpy as np
 from ..config import Config, load_config
 from ..index.folder import IndexFolder
 from ..index.ondisk import ONDISK_KINDS, OnDiskIndex
-from ..index.vectors import VectorIndex, exact_top_k, ivf_params, recall_at_k
+from ..index.vectors import VectorIndex, exact_top_k, ivf_params
 from ..models.assets import home
+from .metrics import ann_recall_at_k
 
 PART = 4096  # texts per cached embedding part
 
@@ -136,7 +137,7 @@ def index_kinds(vectors: np.ndarray, texts: list[str], qvecs: np.ndarray, work: 
         start = time.perf_counter()
         index.add(ids_all, vectors.astype(np.float32))
         index._built()
-        row = {"build_s": time.perf_counter() - start, "recall_at_10": recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
+        row = {"build_s": time.perf_counter() - start, "recall_at_10": ann_recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
                "p50_ms": p50_ms(index, qvecs, k)}
         index.save(work / kind)
         row["bytes"] = sum((work / kind / name).stat().st_size for name in ("vectors.faiss", "vectors.npz"))
@@ -158,14 +159,14 @@ def index_kinds(vectors: np.ndarray, texts: list[str], qvecs: np.ndarray, work: 
         rows[f"{kind} (on disk)"] = {
             "build_s": builds[str(blocks[0])]["build_s"], "builds": builds, "code_bytes": info["code_bytes"],
             "train_n": info["train_n"], "rerank": info["rerank"],
-            "recall_at_10": recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
+            "recall_at_10": ann_recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
             "p50_ms": p50_ms(index, qvecs, k), "bytes": info["bytes"],
             "memory": memory(kind, folder.path, work / "queries.npy", k)}
         if info["rerank"] > 1:  # what the re-scoring from SQLite buys: the same index, ranked by its codes alone
             codes = OnDiskIndex(folder.path, folder.store, vectors.shape[1], info["nprobe"], rerank=0)
             rows[f"{kind} (on disk, codes only)"] = {
                 **{key: rows[f"{kind} (on disk)"][key] for key in ("build_s", "code_bytes", "bytes")},
-                "rerank": 0, "recall_at_10": recall_at_k(codes.search(qvecs, k)[1], exact_ids, k),
+                "rerank": 0, "recall_at_10": ann_recall_at_k(codes.search(qvecs, k)[1], exact_ids, k),
                 "p50_ms": p50_ms(codes, qvecs, k), "memory": {"skipped": "the same files as the row above"}}
     folder.close()
     return {"nlist": nlist, "nprobe": nprobe, "kinds": rows}

@@ -246,11 +246,3 @@ def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     ids = np.hstack([ids.astype(np.int64), np.full((nq, k - have), -1, np.int64)])
     scores[ids < 0] = -np.inf
     return scores, ids
-
-
-def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray, k: int) -> float:
-    """Fraction of the exact top-k ids (ignoring -1 padding) found in the approximate top k."""
-    approx, exact = np.atleast_2d(approx_ids)[:, :k], np.atleast_2d(exact_ids)[:, :k]
-    hits = sum(len(np.intersect1d(a[a >= 0], e[e >= 0])) for a, e in zip(approx, exact))
-    total = int((exact >= 0).sum())
-    return hits / total if total else 1.0
