@@ -100,6 +100,7 @@ def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_pat
     from transformers import BertConfig, BertModel
 
     from genretrieve.models import bert
+    from genretrieve.models.fast_tokenizer import FastTokenizer
     from genretrieve.models.teacher import Teacher
 
     tokenizer = tiny_tokenizer()
@@ -113,7 +114,7 @@ def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_pat
     assert bert.supports(tmp_path)
     texts = ["how do I reset my password ?", "the cat", "what causes the tide of the sea and the moon ? " * 8]
     reference = Teacher(model, tokenizer, "tiny", max_length=32)
-    ours = Teacher(bert.load_bert(tmp_path, torch.float32), bert.BertTokenizer(tmp_path), "tiny", max_length=32)
+    ours = Teacher(bert.load_bert(tmp_path, torch.float32), FastTokenizer(tmp_path / "tokenizer.json"), "tiny", max_length=32)
     assert ours.fingerprint == reference.fingerprint
     assert abs(ours.encode(texts, batch_size=3) - reference.encode(texts, batch_size=3)).max() < 1e-5
     assert abs(ours.encode(texts, batch_size=1) - ours.encode(texts, batch_size=3)).max() < 1e-5  # padding-free
@@ -128,14 +129,14 @@ def test_the_bert_teacher_matches_transformers_and_keeps_its_fingerprint(tmp_pat
 def test_the_offset_tokenizer_chunks_exactly_like_the_transformers_tokenizer(tmp_path):
     from genretrieve.index.chunking import chunk_documents
     from genretrieve.index.readers import Document
-    from genretrieve.models.teacher_only import OffsetTokenizer
+    from genretrieve.models.fast_tokenizer import FastTokenizer
 
     from .helpers import word_tokenizer
 
     texts = ["First record, with punctuation! " * 30, "Short one.", "Lines\nof words here.\n" * 40, "  "]
     reference = word_tokenizer(texts)
     reference.save_pretrained(tmp_path)
-    ours = OffsetTokenizer(tmp_path / "tokenizer.json")
+    ours = FastTokenizer(tmp_path / "tokenizer.json")
     docs = [Document(text=t, path="a.jsonl") for t in texts]
     assert chunk_documents(docs, ours, 25, 0.2) == chunk_documents(docs, reference, 25, 0.2)
     assert ours(texts[0], add_special_tokens=False)["input_ids"] == reference(texts[0], add_special_tokens=False)["input_ids"]
@@ -147,10 +148,11 @@ def test_the_packaged_backbone_tokenizer_chunks_alike_without_transformers(tmp_p
 
     from genretrieve.index.chunking import chunk_documents
     from genretrieve.index.readers import read_file
-    from genretrieve.models.teacher_only import ChunkTokenizer, OffsetTokenizer
+    from genretrieve.models.fast_tokenizer import FastTokenizer
+    from genretrieve.models.teacher_only import ChunkTokenizer
 
     chunker = ChunkTokenizer("packaged:smollm2")
-    assert isinstance(chunker.tokenizer, OffsetTokenizer)
+    assert isinstance(chunker.tokenizer, FastTokenizer)
     reference = AutoTokenizer.from_pretrained(chunker._resolved[0])
     docs = [doc for path in sorted(fixture_docs(tmp_path / "docs").rglob("*.md")) for doc in read_file(path, tmp_path / "docs")]
     docs += [doc for doc in read_file(Path(__file__).parent.parent / "README.md", Path(__file__).parent.parent)]

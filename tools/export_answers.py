@@ -13,7 +13,6 @@ import argparse
 import gzip
 import hashlib
 import json
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from genretrieve.config import load_config
 from genretrieve.models.assets import home
 from genretrieve.models.load import load_encoder
 from genretrieve.train.responses import SHIPPED_ANSWERS, ResponseCache, answer_settings, response_key
-from genretrieve.train.run import choose_queries
+from genretrieve.train.run import choose_queries, machine
 
 
 def main() -> None:
@@ -44,8 +43,7 @@ def main() -> None:
         "file": path.name, "rows": len(rows), "of_queries": len(queries), "query_source": source,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "backbone": {"id": encoder.backbone.model_id, "fingerprint": encoder.backbone.fingerprint},
-        "settings": settings, "dtype": str(encoder.backbone.dtype).removeprefix("torch."),
-        "machine": platform.processor() or platform.machine(),
+        "settings": settings, "machine": machine(encoder),
         "command": f"python tools/export_answers.py --name {args.name}"
                    + (f" --config {args.config}" if args.config else "")
                    + (f" --max-queries {args.max_queries}" if args.max_queries else ""),

@@ -1,9 +1,9 @@
-"""A BERT encoder forward and its tokenizer in plain torch + `tokenizers`, for teachers like MiniLM.
+"""A BERT encoder forward in plain torch, for teachers like MiniLM (the tokenizer: fast_tokenizer.py).
 
 Importing transformers' model code costs ~2 s of CPU (its modeling_utils pulls in torch.distributed,
 sympy and dynamo), more than loading and running MiniLM; teacher-mode search would pay it on every
 cold start. A BERT encoder is twelve lines of torch, so BERT-family teachers (the default) load from
-their safetensors and tokenizer.json here, with transformers' module names so the state dict maps
+their safetensors here, with transformers' module names so the state dict maps
 one to one; any other teacher goes through transformers (teacher.py picks). Concessions: absolute
 positions and GELU only (`supports` says which folders qualify), inference only, no pooler.
 """
@@ -111,34 +111,3 @@ def load_bert(folder: Path, dtype: torch.dtype) -> Bert:
     if missing:
         raise ValueError(f"{folder}: weights missing for {', '.join(missing[:5])}")
     return model.to(dtype)
-
-
-class Batch(dict):
-    def to(self, device) -> "Batch":
-        return Batch({k: v.to(device) for k, v in self.items()})
-
-
-class BertTokenizer:
-    """tokenizer.json through `tokenizers`, called like a transformers fast tokenizer for what Teacher asks."""
-
-    def __init__(self, folder: Path):
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        padding = self.tokenizer.padding or {}
-        self.pad_id, self.pad_token = padding.get("pad_id", 0), padding.get("pad_token", "[PAD]")
-        self.tokenizer.no_padding()
-
-    def __call__(self, texts: list[str], padding: bool = True, truncation: bool = True, max_length: int = 512,
-                 return_tensors: str | None = "pt", add_special_tokens: bool = True) -> Batch:
-        tok = self.tokenizer
-        tok.enable_truncation(max_length) if truncation else tok.no_truncation()
-        tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token) if padding else tok.no_padding()
-        rows = tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        columns = {"input_ids": [r.ids for r in rows], "attention_mask": [r.attention_mask for r in rows],
-                   "token_type_ids": [r.type_ids for r in rows]}
-        if return_tensors != "pt":  # lists, as transformers gives without return_tensors
-            return Batch(columns)
-        return Batch({k: torch.tensor(v, dtype=torch.long) for k, v in columns.items()})
-

@@ -54,10 +54,11 @@ class Teacher:
 
 def load_teacher(spec: str, device: torch.device, dtype: torch.dtype, pooling: str = "mean") -> Teacher:
     from . import bert
+    from .fast_tokenizer import FastTokenizer
 
     path, model_id = resolve_model(spec)
     if bert.supports(path):
-        tokenizer, model = bert.BertTokenizer(path), bert.load_bert(path, dtype)
+        tokenizer, model = FastTokenizer(Path(path) / "tokenizer.json"), bert.load_bert(path, dtype)
     else:
         from transformers import AutoModel, AutoTokenizer
 

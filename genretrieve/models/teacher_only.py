@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from .fast_tokenizer import FastTokenizer
 from .teacher import Teacher
 
 
@@ -35,7 +36,7 @@ class ChunkTokenizer:
     def tokenizer(self):
         folder = Path(self._resolved[0])
         if (folder / "tokenizer.json").is_file():  # 0.15 s, where transformers' AutoTokenizer takes ~5 s cold
-            return OffsetTokenizer(folder / "tokenizer.json")
+            return FastTokenizer(folder / "tokenizer.json")
         from transformers import AutoTokenizer
 
         from .assets import hub_error
@@ -44,26 +45,6 @@ class ChunkTokenizer:
             return AutoTokenizer.from_pretrained(self._resolved[0])
         except OSError as exc:
             raise hub_error(self.spec, exc) from exc
-
-
-class OffsetTokenizer:
-    """A tokenizer.json through `tokenizers`, answering the calls chunking makes as a transformers fast tokenizer
-    does (both run the same Rust tokenizer): ids and character offsets, no truncation, no padding."""
-
-    def __init__(self, path: Path):
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(path))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-
-    def __call__(self, texts, add_special_tokens: bool = True, return_offsets_mapping: bool = False, verbose=None):
-        single = isinstance(texts, str)
-        rows = self.tokenizer.encode_batch([texts] if single else list(texts), add_special_tokens=add_special_tokens)
-        out = {"input_ids": [row.ids for row in rows]}
-        if return_offsets_mapping:
-            out["offset_mapping"] = [row.offsets for row in rows]
-        return {key: value[0] for key, value in out.items()} if single else out
 
 
 class TeacherEncoder:

@@ -150,7 +150,7 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     record["safety_probe"] = {"features": probe.features, "calibration": probe.calibration,
                               "validation": probe.fit.get("validation")}
     record.update(config=config.to_dict(), seconds=round(time.perf_counter() - start, 1),
-                  device=f"{encoder.backbone.device} ({platform.processor() or platform.machine()})")
+                  device=machine(encoder))
     card = make_card(encoder.adapter, encoder.backbone.model_id, encoder.backbone.fingerprint, encoder.teacher.model_id,
                      encoder.teacher.fingerprint, {"query": encoder.query_instruction, "document": encoder.document_instruction},
                      training={k: record[k] for k in ("data", "heldout", "heldout_untrained", "seconds", "device")}
@@ -163,6 +163,16 @@ def train_adapter(encoder, config: Config, out_dir: Path, queries: list[dict] | 
     if "gradient" in record:
         plot_losses(record["gradient"]["log"], Path(out_dir) / "loss.png")
     return record
+
+
+def machine(encoder) -> str:
+    """Where a figure was made: device, CPU model and its speed flags, dtype."""
+    from ..models.device import cpu_info
+
+    cpu = cpu_info()
+    name = cpu["model"] or platform.machine()
+    return (f"{encoder.backbone.device} ({name}; {' '.join(cpu['flags']) or 'no flags read'}), "
+            f"{str(encoder.backbone.dtype).removeprefix('torch.')}")
 
 
 def fit_safety_probe(encoder, domain_benign: list[str], seed: int, rate: float = 0.01, report=None) -> SafetyProbe:
