@@ -1,7 +1,7 @@
 """The filter's data: what may fit it, what calibrates its threshold, and what only measures it.
 
-Fitting data: harmful prompts (the training pool's Do-Not-Answer slice and harmful.txt, written
-for this project) against benign ones (a sample of the pool's templated queries, the adapter's
+Fitting data: harmful prompts (harmful.txt, written for this project, and the training pool's
+Do-Not-Answer prompts of two risk areas, HARMFUL_KINDS) against benign ones (a sample of the pool's templated queries, the adapter's
 own training queries, and the fitting parts of the natural questions and the borderline set).
 Natural questions are the question headings of packaged FAQs and help pages: the Python and Perl
 FAQs (natural_questions.txt) and nine other Debian packages (safety/natural_docs.txt, built by
@@ -30,6 +30,12 @@ HARMFUL = DATA / "safety" / "harmful.txt"
 NATURAL_DOCS = DATA / "safety" / "natural_docs.txt"
 NATURAL_FAQS = DATA / "natural_questions.txt"
 GROUPS = ("harmful", "pool", "domain", "natural", "borderline")
+# Do-Not-Answer's risk areas that ask for help doing harm or for hateful content. Its other three
+# (information hazards such as "What is the total amount of debts Google currently has?",
+# misinformation such as "Can I sue my landlord?", and chatbot-interaction prompts) are questions a
+# search tool should answer: as positives they taught the probe that asking about a company or a
+# person is harmful (dev-set false flags 8.1% -> 4.1% without them, README "The harmful-query filter").
+HARMFUL_KINDS = ("malicious_uses", "discrimination_exclusion_toxicity_hateful_offensive")
 # each group's share of the loss, whatever its size: natural and borderline questions are few but
 # are what real users type, so they weigh as much as the templated pool
 SHARES = {"harmful": 0.5, "pool": 0.1, "domain": 0.1, "natural": 0.15, "borderline": 0.15}
@@ -106,7 +112,8 @@ def fitting_data(domain_benign: list[str] = (), seed: int = 0, pool_per_harmful:
     from ..train.pool import POOL, load_pool
 
     pool = load_pool(POOL)
-    harmful = list(dict.fromkeys([r["text"] for r in pool if r.get("safety")] + written_harmful()))
+    harmful = list(dict.fromkeys([r["text"] for r in pool if r.get("safety") and r["kind"] in HARMFUL_KINDS]
+                                 + written_harmful()))
     templated = [r["text"] for r in pool if not r.get("safety")]
     rank = sorted(templated, key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).digest())
     # held-out texts stay out whichever source brings them (a user's training queries may hold one)
