@@ -1,19 +1,22 @@
 """genretrieve: semantic search with generative embeddings.
 
-`load_encoder()` is imported lazily so that `import genretrieve` (and `genretrieve --help`)
-does not pay for importing torch and transformers.
+The library API (README, "Python API"): `load_config`, `load_encoder` (or `load_teacher_encoder`,
+without the LLM), `build_index` and `Searcher`. They are imported lazily so that `import
+genretrieve` (and `genretrieve --help`) does not pay for importing torch and transformers.
 """
+import importlib
 import os
 
 # Busy 2-core machines: spinning OpenMP workers made generation several times slower (findings.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
-__all__ = ["load_encoder", "__version__"]
+_API = {"load_config": ".config", "load_encoder": ".models.load", "load_teacher_encoder": ".models.load",
+        "build_index": ".index.build", "Searcher": ".search"}
+__all__ = [*_API, "__version__"]
 
 
 def __getattr__(name):
-    if name == "load_encoder":
-        from .models.load import load_encoder
-        return load_encoder
-    raise AttributeError(name)
+    if name in _API:
+        return getattr(importlib.import_module(_API[name], __name__), name)
+    raise AttributeError(f"module 'genretrieve' has no attribute {name!r}")
