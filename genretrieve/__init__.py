@@ -7,7 +7,8 @@ genretrieve` (and `genretrieve --help`) does not pay for importing torch and tra
 import importlib
 import os
 
-# Busy 2-core machines: spinning OpenMP workers made generation several times slower (findings.md).
+# Busy 2-core machines: spinning OpenMP workers made generation several times slower
+# (README, `genretrieve bench speed`).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
