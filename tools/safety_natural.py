@@ -1,12 +1,19 @@
 """Build genretrieve/data/safety/natural_docs.txt: real questions from packaged manuals and FAQs.
 
 The safety probe's natural negatives came from two programming FAQs (Python, Perl); a filter fitted
-on them learned what programmers ask. These are the question headings of FAQs and help pages of
-other tools and domains, as shipped by Debian 12 (`apt-get download`, cached with provenance by
-genretrieve.datasets): terminals and shells (xterm, zsh, screen, nano), video (ffmpeg), mail
-(fetchmail), databases (SQLite), version control (git) and the GNOME desktop's user help. The
-Debian FAQ is not used: the retrieval dev set is built from it. Questions that copy or lightly
-edit a dev-set query, a borderline prompt or an AdvBench prompt (when cached) are dropped.
+on them learned what programmers ask, and then false-flagged ~4% of the natural questions of a
+domain it had not seen. So the negatives come from as many domains as Debian 12 ships FAQs for
+(`apt-get download`, cached with provenance by genretrieve.datasets), so that the probe learns
+harm, not the phrasing of one domain: hobbies and science (genealogy: Gramps; astronomy: KStars;
+panorama photography: Hugin; type design: FontForge; children's drawing: Tux Paint; amateur radio:
+Xastir), games (Freeciv, Dungeon Crawl, GNU Backgammon, XBoard chess, MAME arcade emulation),
+video (MPlayer, ffmpeg), money (KMyMoney), printers and UPS power (HPLIP, NUT), mail, news and
+chat (KMail, Sylpheed, bogofilter, fetchmail, slrn, irssi, WeeChat), the web (w3m, Privoxy, curl,
+Apache TLS), disks and time (cryptsetup, chrony), terminals, shells, editors and file managers
+(xterm, zsh, screen, nano, Midnight Commander, AUCTeX), databases (SQLite), version control (git)
+and the GNOME desktop's user help. No Debian-project documentation is used (the Debian FAQ, its
+reference or handbook): the retrieval dev set is built from the Debian FAQ. Questions that copy or
+lightly edit a dev-set query, a borderline prompt or an AdvBench prompt (when cached) are dropped.
 
 Rebuild: .venv/bin/python tools/safety_natural.py
 """
@@ -32,6 +39,7 @@ from genretrieve.safety.data import BORDERLINE, NATURAL_DOCS, read_sections  # n
 GNOME = "usr/share/help/C/gnome-help"
 # (package, version, licence, files); gnome-user-docs' pages are listed from the package at build time
 SOURCES = [
+    # terminals, video, shells, editors, version control, mail, databases
     ("xterm", "379-1", "MIT/X11", ["usr/share/doc/xterm/xterm.faq.html"]),
     ("ffmpeg-doc", "7:5.1.9-0+deb12u1", "LGPL-2.1-or-later", ["usr/share/doc/ffmpeg/manual/faq.html"]),
     ("zsh-doc", "5.9-4", "Zsh (MIT-like)", [f"usr/share/doc/zsh-common/html/FAQ0{i}.html" for i in range(1, 7)]),
@@ -40,6 +48,40 @@ SOURCES = [
     ("fetchmail", "6.4.37-1", "GPL-2.0-or-later", ["usr/share/doc/fetchmail/fetchmail-FAQ.html"]),
     ("screen", "4.9.0-4", "GPL-3.0-or-later", ["usr/share/doc/screen/FAQ.gz"]),
     ("sqlite3-doc", "3.40.1-2+deb12u2", "public domain", ["usr/share/doc/sqlite3/faq.html"]),
+    # hobbies, games, science and media
+    ("gramps", "5.1.5-1", "GPL-2+", ["usr/share/doc/gramps/FAQ.gz"]),
+    ("kstars-data", "5:3.6.2-2", "GFDL-NIV-1.2+", ["usr/share/doc/HTML/en/kstars/faq.docbook"]),
+    ("hugin-data", "2022.0.0+dfsg-2", "GPL-2+", ["usr/share/hugin/xrc/data/help_en_EN/Hugin_FAQ.html"]),
+    ("fontforge-doc", "1:20230101~dfsg-1.1~deb12u1", "BSD-3-clause", ["usr/share/doc/fontforge/faq.html"]),
+    ("tuxpaint-data", "1:0.9.28-sdl2-1", "GPL-2+", ["usr/share/doc/tuxpaint-data/en/html/FAQ.html"]),
+    ("freeciv-data", "3.0.6-1+deb12u1", "GPL-2+", ["usr/share/doc/freeciv-data/FAQ.gz"]),
+    ("crawl-common", "2:0.28.0-1.1", "GPL-2+", ["usr/share/crawl/dat/database/FAQ.txt"]),
+    ("gnubg-data", "1.07.001-1", "GFDL-1.3+", ["usr/share/doc/gnubg/gnubg.html"]),
+    ("xboard", "4.9.1-2+b1", "GPL-3+", ["usr/share/doc/xboard/FAQ.html"]),
+    ("mame-doc", "0.251+dfsg.1-1", "BSD-3-clause", ["usr/share/doc/mame/singlehtml/index.html"]),
+    ("mplayer-doc", "2:1.5+svn38408-1", "GPL-2+", ["usr/share/doc/mplayer/HTML/en/faq.html"]),
+    ("xastir", "2.1.8-1+b1", "GPL-2+", ["usr/share/doc/xastir/FAQ.gz"]),
+    # money, printers and power
+    ("kmymoney-common", "5.1.3-1", "GPL-2+", ["usr/share/doc/HTML/en/kmymoney/faq.docbook"]),
+    ("hplip-doc", "3.22.10+dfsg0-2+deb12u1", "GPL-2+", ["usr/share/doc/hplip-doc/troubleshooting.html"]),
+    ("nut-doc", "2.8.0-7", "GPL-2+", ["usr/share/doc/nut-doc/html/FAQ.html"]),
+    # mail, news, chat and the web
+    ("kmail", "4:22.12.3-1", "GPL-2+", ["usr/share/doc/HTML/en/kmail2/faq.docbook"]),
+    ("sylpheed-doc", "20140827-3", "GFDL-1.1",
+     [f"usr/share/doc/sylpheed-doc/FAQ/en/sylpheed-faq-{i}.html" for i in (1, 2, 3)]),
+    ("bogofilter-common", "1.2.5-1+b2", "GPL-2+", ["usr/share/doc/bogofilter-common/bogofilter-faq.html"]),
+    ("slrn", "1.0.3+dfsg-6+b1", "GPL-2+", ["usr/share/doc/slrn/FAQ.gz"]),
+    ("irssi", "1.4.3-2", "GPL-2+ with OpenSSL exception", ["usr/share/doc/irssi/faq.html"]),
+    ("weechat-doc", "3.8-1", "GPL-3+", ["usr/share/doc/weechat-doc/html/weechat_faq.en.html"]),
+    ("w3m", "0.5.3+git20230121-2", "w3m (permissive)", ["usr/share/doc/w3m/FAQ.html"]),
+    ("privoxy", "3.0.34-1", "GPL-2+", ["usr/share/doc/privoxy/faq/index.html"]),
+    ("libcurl4-doc", "7.88.1-10+deb12u15", "curl (MIT-like)", ["usr/share/doc/libcurl4/FAQ.gz"]),
+    ("apache2-doc", "2.4.71-1~deb12u1", "Apache-2.0", ["usr/share/doc/apache2-doc/manual/en/ssl/ssl_faq.html"]),
+    # system tools and TeX editing
+    ("mc-data", "3:4.8.29-2", "GPL-3+", ["usr/share/doc/mc-data/FAQ.gz"]),
+    ("chrony", "4.3-2+deb12u3", "GPL-2", ["usr/share/doc/chrony/FAQ.gz"]),
+    ("cryptsetup", "2:2.6.1-4~deb12u2", "GPL-2+ with OpenSSL exception", ["usr/share/doc/cryptsetup/FAQ.md.gz"]),
+    ("auctex", "12.2-1", "GFDL-NIV-1.3", ["usr/share/doc/auctex/FAQ.gz"]),
 ]
 GNOME_DOCS = ("gnome-user-docs", "43.0-2", "CC-BY-SA-3.0")
 STARTS = re.compile(r"^(how|what|why|can|is|are|does|do|where|when|which|who|should|will|i|my|it|there|may|could|would|"
@@ -50,12 +92,16 @@ def plain_text(path: Path) -> str:
     raw = path.read_bytes()
     text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8", "replace")
     if path.suffix in (".html", ".page"):
-        text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+        text = re.sub(r'(?is)<(script|style)\b.*?</\1>|<blockquote class="epigraph">.*?</blockquote>', " ", text)
         # block-level tags end a line, so a heading never runs into the paragraph after it
         text = re.sub(r"(?i)<(br|p|h\d|li|dt|dd|div|title|tr|pre)\b[^>]*>|</(h\d|p|li|dt|title|a|div|pre)>", "\n", text)
         text = html.unescape(re.sub(r"<[^>]+>", "", text))
-    if path.name == "FAQ.gz":  # screen: "Q: ..." paragraphs wrapped over several lines
+    if path.name == "FAQ.gz" and path.parent.name == "screen":  # screen: "Q: ..." paragraphs over several lines
         text = "\n".join(" ".join(m.split()) for m in re.findall(r"Q:\s*(.*?\?)", text, flags=re.S))
+    if path.suffix == ".docbook":  # KDE handbooks: <question> blocks wrapped over lines, "&kstars;" entities
+        entity = r"&(?!amp;|lt;|gt;|quot;|apos;)([\w-]+);"  # "&eg;" is "eg", not HTML's "&eg;"
+        text = "\n".join(" ".join(html.unescape(re.sub(entity, r"\1", re.sub(r"<[^>]+>", "", m))).split())
+                         for m in re.findall(r"<question>(.*?)</question>", text, flags=re.S))
     return text
 
 
@@ -64,7 +110,8 @@ def questions(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         line = re.sub(r"::$", "", line.strip())  # asciidoc term lists (gitfaq)
-        line = re.sub(r"^([A-Z]\d+\.|[\d.()\-*#=:\s]+|Q[:.])\s*", "", line)  # "G1.", "3.2", "Q:"
+        # numbering and bullets ("G1.", "3.2", "Q:", "Q01", "+", "? 1.1.") and markdown bold
+        line = re.sub(r"^([A-Z]\d+\.|[\d.()\-*#=:+?\s]+|Q(\d+|[:.]))+\s*", "", line).replace("**", "")
         line = " ".join(line.replace("’", "'").split())
         if line.endswith("?") and 4 <= len(line.split()) <= 30 and line[0].isupper() and STARTS.match(line):
             out.append(line)
