@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import Config, load_config
 from ..index.folder import IndexFolder
 from ..index.ondisk import ONDISK_KINDS, OnDiskIndex
@@ -69,9 +70,8 @@ def cached_embeddings(encode, texts: list[str], fingerprint: str, log) -> tuple[
             t0 = time.perf_counter()
             vectors = np.asarray(encode(texts[start:start + PART]), np.float32).astype(np.float16)
             seconds, encoded = seconds + time.perf_counter() - t0, encoded + len(vectors)
-            tmp = folder / f".part-{p:04d}.{os.getpid()}.npy"
-            np.save(tmp, vectors)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, vectors)
         parts.append(np.load(path))
     return np.vstack(parts), (encoded / seconds if encoded else None)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replace_folder
 from ..config import Config, IndexConfig
 from ..errors import GenretrieveError, UsageError
 from .chunking import chunk_documents, whole_document
@@ -295,11 +296,6 @@ def swap_in(staging: Path, live: Path) -> None:
     Shards outlive the index merged from them, so they move into the new folder first: at every
     moment they sit in either the live folder or the staging one (where merge looks for them).
     """
-    old = live.with_name(f".{live.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
     if (live / SHARDS).is_dir() and not (staging / SHARDS).exists():
         os.replace(live / SHARDS, staging / SHARDS)
-    if live.exists():
-        os.replace(live, old)
-    os.replace(staging, live)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging, live)

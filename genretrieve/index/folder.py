@@ -30,7 +30,7 @@ import numpy as np
 from .. import __version__
 from ..config import Config
 from ..errors import DamagedIndex, GenretrieveError, IncompatibleArtifact, UsageError
-from ..models.assets import atomic_write_text
+from ..atomic import write_text
 from .lock import LOCK, is_locked
 from .ondisk import ONDISK_KINDS, OnDiskIndex, build_ondisk, is_current, remove_stale
 from .store import Store
@@ -141,7 +141,7 @@ class IndexFolder:
         manifest = {"type": MARKER, "format": 1, "roots": roots or [], "identity": identity,
                     "config": config.to_dict(), "created": now, "updated": now,
                     "versions": library_versions()}
-        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
+        write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         return cls(path)
 
     def claim_root(self, root: Path) -> None:
@@ -155,7 +155,7 @@ class IndexFolder:
                 f"or replace its content with --rebuild")
         if not roots:  # a new index, or one made before roots were recorded
             self.manifest["roots"] = [root_s]
-            atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+            write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def matches(self, identity: dict) -> bool:
         return not identity_differences(self.manifest["identity"], identity, space_keys(identity, write=True))
@@ -198,7 +198,7 @@ class IndexFolder:
             stamp["count"] = len(index)
         self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.manifest["vectors"] = stamp
-        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+        write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
         # the other kind's files would only waste disk (and, loaded, RAM): drop them once the manifest is written
         remove_stale(self.path, stamp.get("ondisk"))
         if "ondisk" in stamp:

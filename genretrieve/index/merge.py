@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, _overlay
-from ..models.assets import atomic_write_text
+from ..atomic import write_text
 from .build import Report, swap_in
 from .folder import MANIFEST, IndexFolder, check_kind
 from .lock import writer_lock
@@ -84,7 +84,7 @@ def _merge(index_dir: Path, kind: str | None, report: Report | None) -> MergeSum
         folder.write_vectors(config.index.kind, blocks)
         summary.vectors = folder.manifest["vectors"]
         folder.manifest["merged"] = {"shards": len(shards), "listing": first["shard"]["listing"]}
-        atomic_write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
+        write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
     finally:
         folder.close()
         for source in sources:
