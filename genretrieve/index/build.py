@@ -256,7 +256,7 @@ def _build_locked(root: Path, index_dir: Path, encoder, encode, config: Config, 
 
     produce = produce or local_producer(root, encoder, encode, config, no_chunk, store)
     for batch in produce(todo, summary, report):
-        with store.db.atomic():
+        with store.transaction():
             for rel, digest, stat, chunks, *part in batch:
                 first, last = part or (True, True)
                 store.replace_file(rel, digest, stat.st_size, stat.st_mtime, chunks, first=first, last=last)

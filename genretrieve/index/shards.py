@@ -141,7 +141,7 @@ def _content_problems(shards: list[Shard]) -> list[str]:
         try:
             if stamp.get("generation") != folder.store.generation():
                 problems.append(f"{shard.name}: incomplete (its run was interrupted or is still going); re-run it")
-            paths = [r["path"] for r in folder.store.db.query("SELECT path FROM files ORDER BY path")]
+            paths = sorted(folder.store.file_records())
         finally:
             folder.close()
         differences = identity_differences(shards[0].manifest["identity"], shard.manifest["identity"])
