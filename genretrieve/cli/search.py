@@ -11,12 +11,19 @@ from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
 
 
-def _check_index(index_dir: Path, path_glob: Optional[str]) -> None:
-    """Open the index read-only (no index, a damaged one: an error) and say when --path matches nothing."""
+def _check_index(index_dir: Path, path_glob: Optional[str], dense: bool) -> None:
+    """Open the index read-only (no index, a damaged one, missing FAISS files for a `dense` search: an error),
+    say when --path matches nothing, and when chunks were committed after the FAISS files (a cut-off run)."""
     from ..index.folder import IndexFolder
 
     folder = IndexFolder(index_dir, readonly=True)
     try:
+        if dense:
+            folder.check_vectors()
+            if folder.vectors_behind():
+                err.print(f"[yellow]warning:[/yellow] the index at {escape(str(index_dir))} changed after its FAISS files "
+                          "were written (an index run was cut off), so vector search misses the chunks it added; run "
+                          "the index command again to finish it", highlight=False)
         if path_glob and not folder.store.ids_matching_path(path_glob):
             err.print(f"[yellow]warning:[/yellow] --path {escape(path_glob)} matches no indexed file, so there are "
                       "no hits; paths are relative to the indexed folder (see genretrieve indexes)", highlight=False)
@@ -58,7 +65,8 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     # bulk: each query's id is the file's `_id`, else its number in the file
     pairs = [(q.get("id", str(n)), q["text"]) for n, q in enumerate(read_query_file(queries), 1)] if queries \
         else [(None, query)]
-    _check_index(_index_dir(index), path_glob)  # before the models: a missing or damaged index is reported at once
+    # before the models: a missing or damaged index is reported at once
+    _check_index(_index_dir(index), path_glob, dense=cfg.search.mode != "keyword")
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
     # the LLM only for gen vectors (gen/hybrid, the probe, --explain) or to vouch for a gen-encoded index
     needs_llm = (cfg.search.mode in ("gen", "hybrid") or cfg.search.safety != "off" or explain_query
