@@ -37,16 +37,13 @@ PART = 4096  # texts per cached embedding part
 
 def corpus_texts(n_total: int) -> tuple[list[str], dict]:
     """n_total distinct real texts: WordNet glosses, then FOLDOC first paragraphs; shuffled (seed 0)."""
-    from ..datasets import fetch_deb_files
-    from ..train.pool import FOLDOC, WN_FILES, WORDNET, load_foldoc, load_wordnet
+    from .. import datasets
 
-    wn = load_wordnet(fetch_deb_files(WORDNET[0], WORDNET[1], WN_FILES, WORDNET[2]))
-    texts = [f"{', '.join(w.replace('_', ' ') for w in s['words'])}: {s['gloss']}" for s in wn["synsets"].values()]
+    texts = [f"{', '.join(w.replace('_', ' ') for w in s['words'])}: {s['gloss']}"
+             for s in datasets.wordnet()["synsets"].values()]
     sources = {"wordnet glosses": len(texts)}
     if len(texts) < n_total:
-        root = fetch_deb_files(FOLDOC[0], FOLDOC[1], ["usr/share/dictd/foldoc.dict.dz",
-                                                      "usr/share/dictd/foldoc.index"], FOLDOC[2])
-        more = [" ".join(e["body"].split("\n\n")[1].split())[:600] for e in load_foldoc(root).values()
+        more = [" ".join(e["body"].split("\n\n")[1].split())[:600] for e in datasets.foldoc().values()
                 if len(e["body"].split("\n\n")) > 1]
         sources["foldoc entries"] = len(more)
         texts += more
