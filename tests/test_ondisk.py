@@ -112,7 +112,10 @@ def test_search_never_loads_the_raw_vectors(data, tmp_path, monkeypatch):
     x, _, q = data
     folder, _ = make_folder(tmp_path / "ix", x)
     folder.write_vectors("flat")
-    assert (folder.path / "vectors.npz").exists()
+    assert (folder.path / "vectors.faiss").exists()
+    monkeypatch.setattr(Store, "all_vectors", lambda *a, **k: pytest.fail("search loaded the raw vectors"))
+    assert len(IndexFolder(folder.path, readonly=True).vector_index(gpu=False)) == len(x)  # in RAM: FAISS alone
+    monkeypatch.undo()
     folder.write_vectors("ivf-sq8")  # switching kind removes the in-RAM kind's files
     assert not (folder.path / "vectors.npz").exists() and not (folder.path / "vectors.faiss").exists()
 

@@ -5,21 +5,21 @@ import os
 import pytest
 from platformdirs import user_cache_dir
 
-from genretrieve import datasets
+from genretrieve import datasets, exclusion
 from genretrieve.errors import GenretrieveError
 from genretrieve.train.pool import POOL, load_pool
 
 
 @pytest.fixture(scope="module")
 def rows():
-    assert POOL.exists(), f"{POOL} is missing; rebuild it with: python -m genretrieve.train.pool"
+    assert POOL.exists(), f"{POOL} is missing; rebuild it with: python tools/build_pool.py"
     return load_pool(POOL)
 
 
 def test_pool_size_and_uniqueness(rows):
     benign = [r for r in rows if not r.get("safety")]
     assert len(benign) >= 10_000
-    keys = [datasets.normalise(r["text"]) for r in rows]
+    keys = [exclusion.normalise(r["text"]) for r in rows]
     assert len(set(keys)) == len(keys)
     assert len({r["id"] for r in rows}) == len(rows)
     assert {r["source"] for r in benign} >= {"wordnet", "foldoc", "python-stdlib"}
@@ -61,12 +61,12 @@ def test_pool_holds_no_advbench_near_duplicate(rows, monkeypatch):
         except GenretrieveError as exc:
             pytest.skip(f"AdvBench could not be fetched ({exc})")
     assert len(prompts) == 520
-    index = datasets.ExclusionIndex(prompts)
+    index = exclusion.ExclusionIndex(prompts)
     hits = [r["text"] for r in rows if index.hits(r["text"])]
     assert not hits, hits[:5]
 
 
 def test_pool_holds_no_retrieval_dev_set_query(rows):
     dev_queries = (POOL.parent / "devset" / "queries.jsonl").read_text().splitlines()
-    dev = datasets.ExclusionIndex([json.loads(line)["text"] for line in dev_queries])
+    dev = exclusion.ExclusionIndex([json.loads(line)["text"] for line in dev_queries])
     assert not [row["text"] for row in rows if dev.hits(row["text"])]

@@ -167,14 +167,45 @@ def test_rm_removes_a_sharded_index_with_its_shards(fake, docs, tmp_path):
     assert not (tmp_path / "ix").exists()
 
 
-def test_a_damaged_vectors_file_is_rebuilt_from_sqlite(fake, docs, tmp_path):
-    index(docs, tmp_path / "ix")
-    before = search(tmp_path / "ix", "capital of Germany", "-k", "2")
-    npz = tmp_path / "ix" / "vectors.npz"
-    os.truncate(npz, npz.stat().st_size // 2)  # the FAISS files are a cache of the vectors in SQLite
-    assert search(tmp_path / "ix", "capital of Germany", "-k", "2") == before
-    assert index(docs, tmp_path / "ix")["files_unchanged"] == 5
-    assert search(tmp_path / "ix", "capital of Germany", "-k", "2") == before
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_faiss_file_names_the_fix_and_search_never_rebuilds_it(fake, docs, tmp_path, monkeypatch, damage):
+    ix = tmp_path / "ix"
+    index(docs, ix)
+    before = search(ix, "capital of Germany", "-k", "2")
+    faiss_file = ix / "vectors.faiss"  # derived from the vectors in SQLite by the index run
+    if damage == "truncated":
+        os.truncate(faiss_file, faiss_file.stat().st_size // 2)
+    else:
+        faiss_file.unlink()
+    damaged = tree_digest(ix)
+
+    def refuse(config=None):
+        raise AssertionError("the models were loaded before the FAISS file was checked")
+
+    monkeypatch.setattr("genretrieve.models.load.load_teacher_encoder", refuse)
+    result = run("search", "capital of Germany", "--index", ix)
+    assert result.exit_code == 1 and "FAISS" in result.output and "Traceback" not in result.output
+    assert f"`genretrieve index {docs.resolve()} --index {ix}`" in result.output  # re-derives, re-encodes nothing
+    assert tree_digest(ix) == damaged  # the read path rebuilt and rewrote nothing
+    assert search(ix, "capital", "--mode", "keyword")  # keyword search needs no FAISS file
+    monkeypatch.setattr("genretrieve.models.load.load_teacher_encoder", lambda config=None: fake)
+    assert index(docs, ix)["files_unchanged"] == 5
+    assert search(ix, "capital of Germany", "-k", "2") == before
+
+
+def test_search_after_a_cut_off_run_uses_the_last_faiss_file_and_says_so(fake, docs, tmp_path):
+    from genretrieve.index.folder import IndexFolder
+
+    ix = tmp_path / "ix"
+    index(docs, ix)
+    writer = IndexFolder(ix)  # a run that committed a file and was killed before deriving FAISS again
+    writer.store.replace_file("late.txt", "sha", 1, 0.0, [{"chunk_hash": "x", "text": "capital of Germany is Berlin",
+                                                          "vector": fake.teacher.encode(["capital of Germany"])[0]}])
+    writer.close()
+    result = run("search", "capital of Germany", "--index", ix, "--json", "-k", "3")
+    assert result.exit_code == 0 and "cut off" in result.stderr and "index command again" in result.stderr
+    assert all(json.loads(line)["path"] != "late.txt" for line in result.stdout.splitlines())
+    assert search(ix, "Berlin", "--mode", "keyword")[0]["path"] == "late.txt"  # SQLite has it
 
 
 # -- 7. a long-lived Searcher joins by id and notices new generations ------------------------------

@@ -73,7 +73,7 @@ def test_a_failed_write_keeps_the_previous_calibration(ix, tmp_path, monkeypatch
     def crash(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("genretrieve.safety.probe.os.replace", crash)
+    monkeypatch.setattr("genretrieve.atomic.os.replace", crash)  # the one atomic writer
     result = run("calibrate-safety", "--benign", tmp_path / "benign.txt", "--rate", 0.1, "--index", ix)
     assert result.exit_code == 1
     assert (ix / CALIBRATION_FILE).read_text() == before and not list(ix.glob(f".{CALIBRATION_FILE}*"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genretrieve import datasets
+from genretrieve import datasets, exclusion
 from genretrieve.errors import GenretrieveError
 from genretrieve.safety import data
 from genretrieve.train.pool import POOL, load_pool
@@ -27,7 +27,7 @@ def fit():
 def test_borderline_set_size_categories_and_fixed_split():
     sections = data.read_sections(data.BORDERLINE)
     texts = [t for _, t in sections]
-    assert len(texts) >= 200 and len(set(map(datasets.normalise, texts))) == len(texts)
+    assert len(texts) >= 200 and len(set(map(exclusion.normalise, texts))) == len(texts)
     counts = {c: sum(1 for cat, _ in sections if cat == c) for c, _ in sections}
     assert {"homonyms", "figurative", "safe_targets", "safe_contexts", "definitions", "history", "public_figures",
             "fictional_privacy"} <= set(counts) and min(counts.values()) >= 20
@@ -84,12 +84,12 @@ def test_no_evaluation_text_in_the_fitting_or_calibration_data(fit, monkeypatch)
     """Exact and near-duplicate copies (the pool builder's rule) of AdvBench or the dev set fail the test."""
     reachable = fit.texts + data.natural("calibrate")
     for name, texts in evaluation_sets(monkeypatch).items():
-        guard = datasets.ExclusionIndex(texts)
+        guard = exclusion.ExclusionIndex(texts)
         hits = [t for t in reachable if guard.hits(t)]
         assert not hits, f"{name} text in the filter's fitting data: {hits[:5]}"
 
 
 def test_the_leakage_check_would_catch_a_light_edit(monkeypatch):
     advbench = evaluation_sets(monkeypatch)["AdvBench"]
-    guard = datasets.ExclusionIndex(advbench)
+    guard = exclusion.ExclusionIndex(advbench)
     assert guard.hits(advbench[3]) and guard.hits(advbench[3].upper() + " please")

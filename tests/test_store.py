@@ -135,3 +135,21 @@ def test_meta_round_trips_json(store):
     store.set_meta("model", {"name": "m", "dim": 8})
     assert store.get_meta("model") == {"name": "m", "dim": 8}
     assert store.get_meta("missing", "dflt") == "dflt"
+
+
+def test_chunks_of_gives_back_what_replace_file_took(store, tmp_path):
+    import numpy as np
+
+    given = chunks("alpha beta", "gamma delta", heading="H")
+    for n, c in enumerate(given):
+        c["vector"] = np.full(4, n + 0.5, np.float16)
+    ids = store.replace_file("a.txt", "s", 1, 1.0, given)
+    store.replace_file("b.txt", "t", 1, 1.0, chunks("no vector here"))
+    copy = Store(tmp_path / "copy.sqlite")  # merge copies a shard's file like this
+    copy.replace_file("a.txt", "s", 1, 1.0, store.chunks_of("a.txt"))
+    for before, after in zip(given, copy.chunks_of("a.txt")):
+        assert {k: v for k, v in after.items() if k != "vector"} == {k: v for k, v in before.items() if k != "vector"}
+        np.testing.assert_array_equal(after["vector"], before["vector"])
+    vector_ids, paths = store.vector_paths()
+    assert vector_ids.tolist() == ids and paths == ["a.txt", "a.txt"]  # the chunk without a vector is left out
+    copy.close()

@@ -117,21 +117,6 @@ def test_train_adapter_end_to_end_writes_a_loadable_adapter(tmp_path, monkeypatc
     assert loaded.card["trained"] and loaded.card["training"]["fit"] == "closed-form+gradient"
 
 
-def test_bad_query_files_are_usage_errors(tmp_path):
-    import pytest
-
-    from genretrieve.errors import UsageError
-    from genretrieve.train.run import read_query_file
-
-    (tmp_path / "empty.txt").write_text("\n \n")
-    (tmp_path / "bad.jsonl").write_text('{"q": 1}\n')
-    for name in ("empty.txt", "bad.jsonl", "missing.txt"):
-        with pytest.raises(UsageError):
-            read_query_file(tmp_path / name)
-    (tmp_path / "ok.csv").write_text("query,id\nwhat is a cat,1\n")
-    assert read_query_file(tmp_path / "ok.csv") == [{"text": "what is a cat"}]
-
-
 def test_shipped_answers_are_used_instead_of_generating(tmp_path, monkeypatch):
     import gzip
     import json

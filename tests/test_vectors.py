@@ -1,9 +1,17 @@
+"""The in-RAM FAISS kinds: built once from the vectors, saved, loaded as they are; and, through an index folder,
+derived from SQLite and checked against the manifest (a stale or damaged file names the command that fixes it)."""
+import json
+
+import faiss
 import numpy as np
 import pytest
 
-from genretrieve.index import vectors
 from genretrieve.bench.metrics import ann_recall_at_k
-from genretrieve.index.vectors import VectorIndex
+from genretrieve.config import Config
+from genretrieve.errors import DamagedIndex
+from genretrieve.index import vectors
+from genretrieve.index.folder import FAISS_FILE, IndexFolder
+from genretrieve.index.vectors import VectorIndex, array_source, ivf_params
 
 DIM = 32
 
@@ -39,9 +47,16 @@ def exact(ids, x, q, k):
 
 
 def build(kind, ids, x):
-    index = VectorIndex(DIM, kind=kind, gpu=False)
-    index.add(ids, x)
-    return index
+    return VectorIndex.build(ids, x, kind, DIM, gpu=False)
+
+
+def folder_with(path, ids, x) -> IndexFolder:
+    """An index folder whose meta.sqlite holds x (one file per vector, so a file's chunk is one id)."""
+    folder = IndexFolder.create_or_open(path, {"dim": DIM}, Config())
+    with folder.store.transaction():
+        for i, v in zip(ids, x):
+            folder.store.replace_file(f"f{i}.txt", "sha", 1, 0.0, [{"chunk_hash": str(i), "text": f"t{i}", "vector": v}])
+    return folder
 
 
 def test_flat_search_returns_exact_neighbours(data):
@@ -65,8 +80,8 @@ def test_save_load_round_trip_gives_identical_results(data, tmp_path, kind):
     ids, x, _, q = data
     index = build(kind, ids, x)
     before = index.search(q, 10)
-    index.save(tmp_path)
-    loaded = VectorIndex.load(tmp_path, gpu=False)
+    index.save(tmp_path / "vectors.faiss")
+    loaded = VectorIndex.load(tmp_path / "vectors.faiss", array_source(ids, x), gpu=False)
     assert len(loaded) == len(ids)
     after = loaded.search(q, 10)
     np.testing.assert_array_equal(before[1], after[1])
@@ -74,52 +89,47 @@ def test_save_load_round_trip_gives_identical_results(data, tmp_path, kind):
     assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
 
 
-def test_load_can_retype_without_reencoding(data, tmp_path):
+def test_another_kind_is_derived_from_sqlite_without_reencoding(data, tmp_path):
     ids, x, _, q = data
-    build("hnsw", ids, x).save(tmp_path)
-    flat = VectorIndex.load(tmp_path, kind="flat", gpu=False)
-    _, got = flat.search(q, 10)
-    assert all(set(a) == set(b) for a, b in zip(got, exact(ids, x, q, 10)[1]))
-
-
-def test_load_rebuilds_when_faiss_file_is_stale(data, tmp_path):
-    ids, x, _, q = data
-    index = build("flat", ids[:100], x[:100])
-    index.save(tmp_path)
-    stale = (tmp_path / "vectors.faiss").read_bytes()
-    index.add(ids[100:200], x[100:200])
-    index.save(tmp_path)
-    (tmp_path / "vectors.faiss").write_bytes(stale)  # as if a crash hit between the replaces
-    _, got = VectorIndex.load(tmp_path, gpu=False).search(x[150:151], 1)
-    assert got[0, 0] == ids[150]
+    folder = folder_with(tmp_path / "ix", ids[:2000], x[:2000])
+    folder.write_vectors("hnsw")
+    folder.write_vectors("flat")  # retyping reads the store's vectors: no encoder is involved
+    _, got = folder.vector_index(gpu=False).search(q, 10)
+    assert all(set(a) == set(b) for a, b in zip(got, exact(folder.store.vector_ids(), x[:2000], q, 10)[1]))
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_add_with_existing_id_replaces_vector(data, kind):
+def test_a_replaced_chunk_is_found_by_its_new_vector_only(data, tmp_path, kind):
     ids, x, _, _ = data
-    index = build(kind, ids, x)
-    index.search(x[:1], 1)  # build FAISS first so the update path is exercised
-    target, new_vec = ids[7], x[4000:4001]
-    index.add(np.array([target]), new_vec)
-    assert len(index) == len(ids)
-    _, got = index.search(new_vec, 2)
+    folder = folder_with(tmp_path / "ix", ids[:2000], x[:2000])
+    new_vec = x[4000]
+    folder.store.replace_file(f"f{ids[7]}.txt", "sha2", 1, 0.0, [{"chunk_hash": "new", "text": "t", "vector": new_vec}])
+    folder.write_vectors(kind)  # the real update path: the whole index derived again from SQLite
+    [target] = folder.store.chunk_ids_for(f"f{ids[7]}.txt")
+    index = folder.vector_index(gpu=False)
+    assert len(index) == 2000
+    _, got = index.search(new_vec[None], 2)
     assert target in got[0]
     _, got = index.search(x[7:8], 1)
     assert got[0, 0] != target  # the old vector is gone
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_remove_drops_vectors_from_results(data, kind):
+def test_removed_files_drop_out_of_the_results(data, tmp_path, kind):
     ids, x, _, q = data
-    index = build(kind, ids, x)
-    _, first = index.search(q, 10)
+    folder = folder_with(tmp_path / "ix", ids[:3000], x[:3000])
+    folder.write_vectors(kind)
+    stored = folder.store.vector_ids()
+    _, first = folder.vector_index(gpu=False).search(q, 10)
     gone = np.unique(first[:, :5])
-    index.remove(gone)
-    assert len(index) == len(ids) - len(gone)
+    folder.store.remove_files([f"f{ids[np.searchsorted(stored, g)]}.txt" for g in gone])
+    folder.write_vectors(kind)
+    index = folder.vector_index(gpu=False)
+    assert len(index) == 3000 - len(gone)
     _, got = index.search(q, 10)
     assert not np.isin(got, gone).any()
-    keep = ~np.isin(ids, gone)
-    assert ann_recall_at_k(got, exact(ids[keep], x[keep], q, 10)[1], 10) >= 0.9
+    keep = ~np.isin(stored, gone)
+    assert ann_recall_at_k(got, exact(stored[keep], x[:3000][keep], q, 10)[1], 10) >= 0.9
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
@@ -148,7 +158,7 @@ def test_fewer_allowed_than_k_pads_with_minus_one(data):
 
 
 def test_empty_index_and_single_query_vector():
-    index = VectorIndex(DIM)
+    index = VectorIndex.build(np.empty(0, np.int64), np.empty((0, 0)), "auto", DIM)
     scores, got = index.search(np.ones(DIM, np.float32), 3)
     assert got.shape == (1, 3) and (got == -1).all()
 
@@ -157,9 +167,9 @@ def test_auto_switches_to_ivf_above_threshold(data, monkeypatch):
     ids, x, _, q = data
     monkeypatch.setattr(vectors, "IVF_THRESHOLD", 1000)
     index = build("auto", ids[:500], x[:500])
-    assert index.effective_kind() == "flat"
-    index.add(ids[500:], x[500:])
-    assert index.effective_kind() == "ivf"
+    assert index.kind == "flat"
+    index = build("auto", ids, x)  # the next index run derives it again, from all the vectors
+    assert index.kind == "ivf"
     _, got = index.search(q, 10)
     assert ann_recall_at_k(got, exact(ids, x, q, 10)[1], 10) >= 0.9
 
@@ -167,3 +177,79 @@ def test_auto_switches_to_ivf_above_threshold(data, monkeypatch):
 def test_ann_recall_at_k_counts_overlap():
     assert ann_recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 4, 1]]), 3) == pytest.approx(2 / 3)
     assert ann_recall_at_k(np.array([[1, -1]]), np.array([[1, -1]]), 2) == 1.0
+
+
+# -- the FAISS file is derived from SQLite and checked against the manifest, never rebuilt on the read path ------
+@pytest.mark.parametrize("damage", ["truncated", "stale", "missing", "garbage"])
+def test_a_damaged_or_stale_faiss_file_names_the_command_that_derives_it_again(data, tmp_path, damage):
+    ids, x, _, q = data
+    folder = folder_with(tmp_path / "ix", ids[:300], x[:300])
+    folder.manifest["roots"] = ["/docs"]
+    folder.write_vectors("flat")
+    path = folder.path / FAISS_FILE
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "stale":  # a complete FAISS file of other vectors: what a copied-back old file would be
+        build("flat", ids[:200], x[:200]).save(path)
+        manifest = json.loads((folder.path / "manifest.json").read_text())
+        manifest["vectors"].pop("bytes")  # as in manifests of earlier versions: only the count can tell
+        (folder.path / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"\0" * path.stat().st_size)  # the recorded size, unreadable content
+    before = path.read_bytes() if path.exists() else None
+    reader = IndexFolder(folder.path, readonly=True)
+    with pytest.raises(DamagedIndex) as caught:
+        reader.vector_index(gpu=False)
+    message = str(caught.value)
+    assert "FAISS" in message and f"genretrieve index /docs --index {folder.path} --kind flat`" in message and "--rebuild" in message
+    assert (path.read_bytes() if path.exists() else None) == before  # the reader rebuilt and wrote nothing
+    folder.write_vectors("flat")  # what that command does, from meta.sqlite
+    _, got = IndexFolder(folder.path, readonly=True).vector_index(gpu=False).search(q, 10)
+    assert all(set(a) == set(b) for a, b in zip(got, exact(folder.store.vector_ids(), x[:300], q, 10)[1]))
+
+
+def test_a_reader_that_raced_a_finishing_run_loads_the_new_files(data, tmp_path):
+    ids, x, _, q = data
+    folder = folder_with(tmp_path / "ix", ids[:300], x[:300])
+    folder.write_vectors("flat")
+    reader = IndexFolder(folder.path, readonly=True)  # has read the manifest ...
+    folder.store.remove_files([f"f{ids[0]}.txt"])
+    folder.write_vectors("flat")  # ... before a run replaced the FAISS file and the manifest
+    assert len(reader.vector_index(gpu=False)) == 299
+
+
+def test_old_index_folders_with_vectors_npz_still_open_and_lose_it_on_the_next_run(data, tmp_path):
+    ids, x, _, q = data
+    folder = folder_with(tmp_path / "ix", ids[:300], x[:300])
+    folder.write_vectors("ivf")
+    manifest = json.loads((folder.path / "manifest.json").read_text())
+    manifest["vectors"] = {k: manifest["vectors"][k] for k in ("generation", "kind", "count")}  # an earlier version's
+    (folder.path / "manifest.json").write_text(json.dumps(manifest))
+    legacy = faiss.read_index(str(folder.path / FAISS_FILE))
+    faiss.extract_index_ivf(legacy).nprobe = 1  # what earlier versions saved (they set nprobe only when searching)
+    faiss.write_index(legacy, str(folder.path / FAISS_FILE))
+    (folder.path / "vectors.npz").write_bytes(b"the third copy")
+    index = IndexFolder(folder.path, readonly=True).vector_index(gpu=False)
+    assert index.nprobe == ivf_params(300)[1] and len(index) == 300
+    IndexFolder(folder.path).write_vectors("ivf")
+    assert not (folder.path / "vectors.npz").exists()
+
+
+def test_in_memory_ivf_probes_what_ivf_params_says(data, tmp_path):
+    ids, x, _, q = data
+    nlist, nprobe = ivf_params(len(ids))
+    assert (nlist, nprobe) == (128, 16)  # nlist // 8, where the in-memory IVF used to probe nlist // 16
+    assert ivf_params(10_000) == (256, 32) and ivf_params(100_000) == (1264, 158)  # the README's figures
+    index = build("ivf", ids, x)
+    assert index.params() == {"nlist": nlist, "nprobe": nprobe}
+    assert faiss.extract_index_ivf(index.index).nprobe == nprobe  # what FAISS itself will probe
+    index.save(tmp_path / "vectors.faiss")
+    assert VectorIndex.load(tmp_path / "vectors.faiss", array_source(ids, x)).nprobe == nprobe
+    folder = folder_with(tmp_path / "ix", ids, x)
+    folder.write_vectors("ivf")
+    assert folder.manifest["vectors"]["nprobe"] == nprobe
+    assert IndexFolder(folder.path, readonly=True).vector_index(gpu=False).nprobe == nprobe
+    assert build("ivf", ids, x).search(q, 10)[1].tolist() == \
+        VectorIndex.build(ids, x, "ivf", DIM, nprobe=nprobe).search(q, 10)[1].tolist()

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from genretrieve import datasets  # noqa: E402
 from genretrieve.errors import GenretrieveError  # noqa: E402
+from genretrieve.exclusion import ExclusionIndex  # noqa: E402
 from genretrieve.safety.data import BORDERLINE, NATURAL_DOCS, read_sections  # noqa: E402
 
 GNOME = "usr/share/help/C/gnome-help"
@@ -118,7 +119,7 @@ def questions(text: str) -> list[str]:
     return out
 
 
-def protected() -> datasets.ExclusionIndex:
+def protected() -> ExclusionIndex:
     data = ROOT / "genretrieve" / "data"
     texts = [json.loads(line)["text"] for line in (data / "devset" / "queries.jsonl").open()]
     texts += [t for _, t in read_sections(BORDERLINE)]
@@ -126,7 +127,7 @@ def protected() -> datasets.ExclusionIndex:
         texts += datasets.advbench(download=False)
     except GenretrieveError:
         print("AdvBench is not cached: checked against the dev set and the borderline set only", file=sys.stderr)
-    return datasets.ExclusionIndex(texts)
+    return ExclusionIndex(texts)
 
 
 def deb_listing(package: str, version: str, folder: str, suffix: str) -> list[str]:

@@ -33,7 +33,8 @@ from ..models.assets import home
 from ..safety import SafetyProbe, describe, load_probe, probe_scores, query_features
 from ..safety import data as safety_data
 from ..train.responses import ResponseCache, cached_generation
-from ..train.run import REFUSAL, read_query_file
+from ..query_file import read_query_file
+from ..train.run import REFUSAL
 from . import texts as stdlib_texts
 from .beir import doc_text, load_beir
 from .metrics import any_hit_at_k, top_k_accuracy

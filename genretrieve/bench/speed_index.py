@@ -30,7 +30,7 @@ from ..config import load_config
 from ..index.build import build_index
 from ..index.chunking import chunk_document
 from ..index.readers import read_file
-from ..index.vectors import VectorIndex, ivf_params
+from ..index.vectors import VectorIndex
 from ..search import MODES, Searcher
 from .metrics import ann_recall_at_k
 from .texts import docstrings, passages, queries
@@ -206,16 +206,14 @@ def real_passages(n: int, n_heldout: int, words: int, stride: int, exclude=()) -
 
 def bench_kind(kind: str, vectors: np.ndarray, qvecs: np.ndarray, k: int, exact_ids, gpu: bool,
                n_single: int = 200) -> tuple[dict, np.ndarray]:
-    index = VectorIndex(vectors.shape[1], kind=kind, gpu=gpu)
     start = time.perf_counter()
-    index.add(np.arange(len(vectors)), vectors)
-    index._built()  # build FAISS now rather than lazily inside the first search
+    index = VectorIndex.build(np.arange(len(vectors)), vectors, kind, gpu=gpu)
     row = {"build_s": time.perf_counter() - start}
     if gpu:
         start = time.perf_counter()
         index.search(qvecs[:1], k)  # copies the index to the GPU
         row["to_gpu_s"] = time.perf_counter() - start
-        if index._gpu_index is None:
+        if not index.on_gpu:
             return {"skipped": "the copy to the GPU failed; searched on CPU"}, None
     batch = []
     for _ in range(3):
@@ -230,15 +228,11 @@ def bench_kind(kind: str, vectors: np.ndarray, qvecs: np.ndarray, k: int, exact_
     row.update({"batch_qps": len(qvecs) / statistics.median(batch), "single_qps": 1000 * len(single) / sum(single),
                 **{f"single_{key}": v for key, v in _ms(single).items()},
                 "recall_at_10": ann_recall_at_k(found, found if exact_ids is None else exact_ids, k)})
-    if kind == "ivf":
-        row["nlist"], row["nprobe"] = ivf_params(len(vectors))
-    elif kind == "hnsw":
-        row["M"], row["ef_search"] = index.hnsw_m, index.ef_search
+    row.update(index.params())
     if not gpu:
         with tempfile.TemporaryDirectory() as tmp:
-            index.save(Path(tmp))
+            index.save(Path(tmp) / "vectors.faiss")
             row["faiss_bytes"] = (Path(tmp) / "vectors.faiss").stat().st_size
-            row["raw_bytes"] = (Path(tmp) / "vectors.npz").stat().st_size
     return row, found
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import Config, load_config
-from ..index.folder import IndexFolder
+from ..index.folder import FAISS_FILE, IndexFolder
 from ..index.ondisk import ONDISK_KINDS, OnDiskIndex
-from ..index.vectors import VectorIndex, exact_top_k, ivf_params
+from ..index.vectors import exact_top_k, ivf_params
 from ..models.assets import home
 from .metrics import ann_recall_at_k
 
@@ -36,16 +37,13 @@ PART = 4096  # texts per cached embedding part
 
 def corpus_texts(n_total: int) -> tuple[list[str], dict]:
     """n_total distinct real texts: WordNet glosses, then FOLDOC first paragraphs; shuffled (seed 0)."""
-    from ..datasets import fetch_deb_files
-    from ..train.pool import FOLDOC, WN_FILES, WORDNET, load_foldoc, load_wordnet
+    from .. import datasets
 
-    wn = load_wordnet(fetch_deb_files(WORDNET[0], WORDNET[1], WN_FILES, WORDNET[2]))
-    texts = [f"{', '.join(w.replace('_', ' ') for w in s['words'])}: {s['gloss']}" for s in wn["synsets"].values()]
+    texts = [f"{', '.join(w.replace('_', ' ') for w in s['words'])}: {s['gloss']}"
+             for s in datasets.wordnet()["synsets"].values()]
     sources = {"wordnet glosses": len(texts)}
     if len(texts) < n_total:
-        root = fetch_deb_files(FOLDOC[0], FOLDOC[1], ["usr/share/dictd/foldoc.dict.dz",
-                                                      "usr/share/dictd/foldoc.index"], FOLDOC[2])
-        more = [" ".join(e["body"].split("\n\n")[1].split())[:600] for e in load_foldoc(root).values()
+        more = [" ".join(e["body"].split("\n\n")[1].split())[:600] for e in datasets.foldoc().values()
                 if len(e["body"].split("\n\n")) > 1]
         sources["foldoc entries"] = len(more)
         texts += more
@@ -69,9 +67,8 @@ def cached_embeddings(encode, texts: list[str], fingerprint: str, log) -> tuple[
             t0 = time.perf_counter()
             vectors = np.asarray(encode(texts[start:start + PART]), np.float32).astype(np.float16)
             seconds, encoded = seconds + time.perf_counter() - t0, encoded + len(vectors)
-            tmp = folder / f".part-{p:04d}.{os.getpid()}.npy"
-            np.save(tmp, vectors)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, vectors)
         parts.append(np.load(path))
     return np.vstack(parts), (encoded / seconds if encoded else None)
 
@@ -96,16 +93,16 @@ def p50_ms(index, queries: np.ndarray, k: int, n: int = 200) -> float:
 
 
 def rss_probe() -> None:
-    """Run as `python -c`: argv = kind, folder, queries.npy, k. Prints RSS (MiB) at each step as JSON."""
-    kind, path, queries, k = sys.argv[1], Path(sys.argv[2]), np.load(sys.argv[3]), int(sys.argv[4])
+    """Run as `python -c`: argv = index folder, queries.npy, k. Prints RSS (MiB) at each step as JSON."""
+    path, queries, k = Path(sys.argv[1]), np.load(sys.argv[2]), int(sys.argv[3])
 
     def rss() -> dict:
         status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
         return {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
 
     before = rss()
-    index = IndexFolder(path).vector_index(gpu=False) if kind in ONDISK_KINDS else VectorIndex.load(path, gpu=False)
-    index.search(queries[:1], k)  # the in-RAM kinds build lazily: count the built index
+    index = IndexFolder(path, readonly=True).vector_index(gpu=False)  # as search loads it
+    index.search(queries[:1], k)
     loaded = rss()
     index.search(queries, k)
     searched = rss()
@@ -114,9 +111,9 @@ def rss_probe() -> None:
                       "search_delta_mib": searched["VmRSS"] - before["VmRSS"]}))
 
 
-def memory(kind: str, path: Path, queries_path: Path, k: int) -> dict:
+def memory(path: Path, queries_path: Path, k: int) -> dict:
     code = "from genretrieve.bench.speed_scale import rss_probe; rss_probe()"
-    done = subprocess.run([sys.executable, "-c", code, kind, str(path), str(queries_path), str(k)],
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(queries_path), str(k)],
                           capture_output=True, text=True)
     if done.returncode or not os.path.exists("/proc/self/status"):
         return {"skipped": (done.stderr.strip()[-300:] or "no /proc/self/status (not Linux)")}
@@ -129,23 +126,22 @@ def index_kinds(vectors: np.ndarray, texts: list[str], qvecs: np.ndarray, work: 
     exact_ids = exact_top_k(qvecs, k, [(ids_all[s:s + 65536], vectors[s:s + 65536])
                                        for s in range(0, len(vectors), 65536)])[1]
     np.save(work / "queries.npy", qvecs)
-    nlist, nprobe = ivf_params(len(vectors))
-    rows = {}
-    for kind in ("flat", "ivf"):
-        log(f"scale: {kind} in RAM")
-        index = VectorIndex(vectors.shape[1], kind=kind, nprobe=nprobe, gpu=False)
-        start = time.perf_counter()
-        index.add(ids_all, vectors.astype(np.float32))
-        index._built()
-        row = {"build_s": time.perf_counter() - start, "recall_at_10": ann_recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
-               "p50_ms": p50_ms(index, qvecs, k)}
-        index.save(work / kind)
-        row["bytes"] = sum((work / kind / name).stat().st_size for name in ("vectors.faiss", "vectors.npz"))
-        row["memory"] = memory(kind, work / kind, work / "queries.npy", k)
-        rows[f"{kind} (in RAM)"] = row
+    nlist, nprobe = ivf_params(len(vectors))  # what every IVF kind below derives for itself
     log("scale: writing the vectors into SQLite")
-    folder = store_folder(work / "ondisk", vectors, texts)
+    folder = store_folder(work / "index", vectors, texts)
     assert np.array_equal(folder.store.vector_ids(), ids_all)
+    rows = {}
+    for kind in ("flat", "ivf"):  # each kind as an index run writes it, and as search loads it
+        log(f"scale: {kind} in RAM")
+        start = time.perf_counter()
+        folder.write_vectors(kind)
+        build_s = time.perf_counter() - start
+        index = folder.vector_index(gpu=False)
+        assert index.nprobe == (nprobe if kind == "ivf" else None)
+        rows[f"{kind} (in RAM)"] = {
+            "build_s": build_s, "recall_at_10": ann_recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
+            "p50_ms": p50_ms(index, qvecs, k), "bytes": (folder.path / FAISS_FILE).stat().st_size,
+            "memory": memory(folder.path, work / "queries.npy", k)}
     for kind in ONDISK_KINDS:
         builds = {}
         for b in blocks:
@@ -161,7 +157,7 @@ def index_kinds(vectors: np.ndarray, texts: list[str], qvecs: np.ndarray, work: 
             "train_n": info["train_n"], "rerank": info["rerank"],
             "recall_at_10": ann_recall_at_k(index.search(qvecs, k)[1], exact_ids, k),
             "p50_ms": p50_ms(index, qvecs, k), "bytes": info["bytes"],
-            "memory": memory(kind, folder.path, work / "queries.npy", k)}
+            "memory": memory(folder.path, work / "queries.npy", k)}
         if info["rerank"] > 1:  # what the re-scoring from SQLite buys: the same index, ranked by its codes alone
             codes = OnDiskIndex(folder.path, folder.store, vectors.shape[1], info["nprobe"], rerank=0)
             rows[f"{kind} (on disk, codes only)"] = {

@@ -35,7 +35,8 @@ def fit_safety(queries: Optional[Path] = typer.Option(None, "--queries", help="T
     """
     from ..config import load_config
     from ..errors import UsageError
-    from ..train.run import read_query_file, refit_safety_probe
+    from ..query_file import read_query_file
+    from ..train.run import refit_safety_probe
     from ..ui import progress
 
     _check_rate(rate)
@@ -82,7 +83,7 @@ def calibrate_safety(benign: Path = typer.Option(..., "--benign", help="Benign q
     """
     from ..errors import UsageError
     from ..safety.calibrate import calibrate_safety as calibrate, check_resolvable, file_source
-    from ..train.run import read_query_file
+    from ..query_file import read_query_file
 
     _check_rate(rate)
     texts = [q["text"] for q in read_query_file(benign)]

@@ -11,37 +11,19 @@ from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, IndexOpt, JsonOpt, _encoder, _index_dir, app
 
 
-def _read_queries(path: Path) -> list[tuple[str, str]]:
-    """(id, text) pairs from a .txt (one per line) or .jsonl (`text`, optional `_id`) file."""
-    import json as jsonlib
-
-    from ..errors import UsageError
-
-    if not path.is_file():
-        raise UsageError(f"queries file {path} does not exist")
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                record = jsonlib.loads(line)
-                pairs.append((str(record.get("_id", number)), record["text"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UsageError(f"{path}:{number}: expected a JSON object with a 'text' field ({exc})") from exc
-        else:
-            pairs.append((str(number), line.strip()))
-    if not pairs:
-        raise UsageError(f"{path} holds no queries")
-    return pairs
-
-
-def _check_index(index_dir: Path, path_glob: Optional[str]) -> None:
-    """Open the index read-only (no index, a damaged one: an error) and say when --path matches nothing."""
+def _check_index(index_dir: Path, path_glob: Optional[str], dense: bool) -> None:
+    """Open the index read-only (no index, a damaged one, missing FAISS files for a `dense` search: an error),
+    say when --path matches nothing, and when chunks were committed after the FAISS files (a cut-off run)."""
     from ..index.folder import IndexFolder
 
     folder = IndexFolder(index_dir, readonly=True)
     try:
+        if dense:
+            folder.check_vectors()
+            if folder.vectors_behind():
+                err.print(f"[yellow]warning:[/yellow] the index at {escape(str(index_dir))} changed after its FAISS files "
+                          "were written (an index run was cut off), so vector search misses the chunks it added; run "
+                          "the index command again to finish it", highlight=False)
         if path_glob and not folder.store.ids_matching_path(path_glob):
             err.print(f"[yellow]warning:[/yellow] --path {escape(path_glob)} matches no indexed file, so there are "
                       "no hits; paths are relative to the indexed folder (see genretrieve indexes)", highlight=False)
@@ -57,7 +39,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
            mode: Optional[str] = typer.Option(None, "--mode", "-m", help="teacher | gen | hybrid | keyword [default: teacher]."),
            hybrid_weight: Optional[float] = typer.Option(None, "--hybrid-weight", help="w in hybrid = (1 - w)·teacher + w·gen [default: 0.1]."),
            path_glob: Optional[str] = typer.Option(None, "--path", help="Only chunks whose path matches this glob."),
-           queries: Optional[Path] = typer.Option(None, "--queries", help="Search every query in a .txt or .jsonl file."),
+           queries: Optional[Path] = typer.Option(None, "--queries", help="Search every query in a .txt, .jsonl or .csv file."),
            explain_query: bool = typer.Option(False, "--explain", help="Also print the response the query embedding stands for."),
            safety: Optional[str] = typer.Option(None, "--safety", help="off | warn | block: the harmful-query filter [default: off]."),
            config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
@@ -72,6 +54,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     from ..config import load_config
     from ..errors import UsageError
     from ..index.folder import IndexFolder
+    from ..query_file import read_query_file
     from ..search import Searcher
 
     if (query is None) == (queries is None):
@@ -79,8 +62,11 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
     if query is not None and not query.strip():
         raise UsageError("empty query")
     cfg = load_config(config, search__k=k, search__mode=mode, search__safety=safety, search__hybrid_weight=hybrid_weight)
-    pairs = _read_queries(queries) if queries else [(None, query)]
-    _check_index(_index_dir(index), path_glob)  # before the models: a missing or damaged index is reported at once
+    # bulk: each query's id is the file's `_id`, else its number in the file
+    pairs = [(q.get("id", str(n)), q["text"]) for n, q in enumerate(read_query_file(queries), 1)] if queries \
+        else [(None, query)]
+    # before the models: a missing or damaged index is reported at once
+    _check_index(_index_dir(index), path_glob, dense=cfg.search.mode != "keyword")
     needs_models = cfg.search.mode != "keyword" or cfg.search.safety != "off" or explain_query
     # the LLM only for gen vectors (gen/hybrid, the probe, --explain) or to vouch for a gen-encoded index
     needs_llm = (cfg.search.mode in ("gen", "hybrid") or cfg.search.safety != "off" or explain_query

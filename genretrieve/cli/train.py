@@ -32,7 +32,8 @@ def train(out_dir: Path = typer.Option(Path("adapters/default"), "--out", "-o", 
     """
     from ..config import load_config
     from ..errors import UsageError
-    from ..train.run import read_query_file, train_adapter
+    from ..query_file import read_query_file
+    from ..train.run import train_adapter
     from ..ui import progress
 
     if queries and from_index:

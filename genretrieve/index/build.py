@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replace_folder
 from ..config import Config, IndexConfig
 from ..errors import GenretrieveError, UsageError
 from .chunking import chunk_documents, whole_document
@@ -255,7 +256,7 @@ def _build_locked(root: Path, index_dir: Path, encoder, encode, config: Config, 
 
     produce = produce or local_producer(root, encoder, encode, config, no_chunk, store)
     for batch in produce(todo, summary, report):
-        with store.db.atomic():
+        with store.transaction():
             for rel, digest, stat, chunks, *part in batch:
                 first, last = part or (True, True)
                 store.replace_file(rel, digest, stat.st_size, stat.st_mtime, chunks, first=first, last=last)
@@ -295,11 +296,6 @@ def swap_in(staging: Path, live: Path) -> None:
     Shards outlive the index merged from them, so they move into the new folder first: at every
     moment they sit in either the live folder or the staging one (where merge looks for them).
     """
-    old = live.with_name(f".{live.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
     if (live / SHARDS).is_dir() and not (staging / SHARDS).exists():
         os.replace(live / SHARDS, staging / SHARDS)
-    if live.exists():
-        os.replace(live, old)
-    os.replace(staging, live)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging, live)

@@ -4,24 +4,30 @@ The manifest pins what makes vectors comparable, per vector space: teacher-encod
 depend on the teacher alone (another adapter or backbone still opens them, and teacher-mode search
 needs no LLM), gen-encoded ones also on the backbone and adapter; writing also pins the document
 encoder and chunking. An index is opened only by a matching encoder, otherwise the user is told
-to `--rebuild`. Older manifests hold every key and open under the same rule. The FAISS files are
-a cache of the vectors in SQLite, stamped with the store's generation, and rebuilt when stale:
-`vectors.faiss` + `vectors.npz` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for the
-on-disk ones.
+to `--rebuild`. Older manifests hold every key and open under the same rule.
+
+SQLite holds the vectors; the FAISS files are derived from it by `write_vectors` at the end of an
+index run or merge (`vectors.faiss` for the in-RAM kinds, `vectors.ondisk` + one `.ivfdata` for
+the on-disk ones), and the manifest records what they hold (`vectors`: the store generation they
+were derived from, kind, count). Search loads them as they are and checks them against that
+record: a missing, unreadable or inconsistent file is an error naming the command that derives
+it again, never rebuilt on the read path. A store generation past the record means an index run
+is going on (or was cut off): search answers from the last derived files, and the hits are joined
+to the store's rows by id, so deleted chunks drop out. (`vectors.npz`, a third copy of the
+vectors written by earlier versions, is ignored and deleted by the next run.)
 
 The manifest carries a format marker (`"type": "genretrieve-index"`) and the indexed roots, so
 `rm` deletes only a folder it can prove is an index, and only the index's own files (OWN_FILES),
 and an index run refuses a folder holding anything else, or another root than the one indexed.
-A reader (`readonly=True`, the search path) never writes: a stale FAISS file is rebuilt in
-memory, not on disk. A manifest or database that cannot be read raises DamagedIndex, naming
-the rebuild command.
+A reader (`readonly=True`, the search path) never writes. A manifest or database that cannot be
+read raises DamagedIndex, naming the rebuild command.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import shutil
-import zipfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,18 +36,20 @@ import numpy as np
 from .. import __version__
 from ..config import Config
 from ..errors import DamagedIndex, GenretrieveError, IncompatibleArtifact, UsageError
-from ..models.assets import atomic_write_text
+from ..atomic import write_text
 from .lock import LOCK, is_locked
 from .ondisk import ONDISK_KINDS, OnDiskIndex, build_ondisk, is_current, remove_stale
 from .store import Store
 from .vectors import KINDS, VectorIndex
 
+FAISS_FILE = "vectors.faiss"
+LEGACY_FILES = ("vectors.npz",)  # written by earlier versions (a third copy of the vectors): deleted by the next run
 MANIFEST = "manifest.json"
 MARKER = "genretrieve-index"  # manifest["type"]: what proves a folder is an index
 SHARDS_DIR = "shards"  # where sharded runs write (shards.py imports it as SHARDS)
 # Everything an index writes into its folder, temp and lock files included (fnmatch patterns).
 OWN_FILES = (MANIFEST, f".{MANIFEST}.*", "meta.sqlite", "meta.sqlite-journal", "meta.sqlite-wal", "meta.sqlite-shm",
-             "vectors.faiss", "vectors.npz", ".vectors.faiss.*.tmp", ".vectors.npz.*.tmp", "vectors.ondisk",
+             "vectors.faiss", ".vectors.faiss.*.tmp", "vectors.npz", ".vectors.npz.*.tmp", "vectors.ondisk",
              ".vectors.ondisk.*.tmp", "vectors.*.ivfdata", ".ondisk-build.*", LOCK, SHARDS_DIR)
 
 
@@ -51,6 +59,15 @@ def is_own_file(name: str) -> bool:
 
 def rebuild_hint(path: Path, roots: list[str] | None = None) -> str:
     return f"rebuild with `genretrieve index {roots[0] if roots else 'PATH'} --index {path} --rebuild`"
+
+
+def rederive_hint(path: Path, manifest: dict) -> str:
+    """The cheap fix for the FAISS files: an index run (or merge) derives them again from SQLite, re-encoding nothing."""
+    roots, kind = manifest.get("roots"), (manifest.get("vectors") or {}).get("kind", "auto")
+    command = (f"genretrieve merge {path}" if manifest.get("merged") else
+               f"genretrieve index {roots[0] if roots else 'PATH'} --index {path}") + \
+        (f" --kind {kind}" if kind != "auto" else "")
+    return f"run `{command}`, which derives them again from meta.sqlite without re-encoding (or {rebuild_hint(path, roots)})"
 
 
 def read_manifest(path: Path) -> dict:
@@ -65,6 +82,13 @@ def read_manifest(path: Path) -> dict:
         raise DamagedIndex(f"the index at {path} is damaged (its {MANIFEST} lacks the index identity); "
                            f"{rebuild_hint(path)}")
     return manifest
+
+
+def _read_or(path: Path, default: dict) -> dict:
+    try:
+        return read_manifest(path)
+    except DamagedIndex:
+        return default
 
 
 def is_marked(manifest: dict) -> bool:
@@ -141,7 +165,7 @@ class IndexFolder:
         manifest = {"type": MARKER, "format": 1, "roots": roots or [], "identity": identity,
                     "config": config.to_dict(), "created": now, "updated": now,
                     "versions": library_versions()}
-        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
+        write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         return cls(path)
 
     def claim_root(self, root: Path) -> None:
@@ -155,7 +179,7 @@ class IndexFolder:
                 f"or replace its content with --rebuild")
         if not roots:  # a new index, or one made before roots were recorded
             self.manifest["roots"] = [root_s]
-            atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+            write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
 
     def matches(self, identity: dict) -> bool:
         return not identity_differences(self.manifest["identity"], identity, space_keys(identity, write=True))
@@ -184,7 +208,7 @@ class IndexFolder:
         return self._store
 
     def write_vectors(self, kind: str = "auto", blocks: list[np.ndarray] | None = None) -> None:
-        """Derive the FAISS files from the vectors in SQLite and stamp them with the store's generation.
+        """Derive the FAISS files from the vectors in SQLite and record in the manifest what they hold.
 
         On-disk kinds (ondisk.py) read SQLite in blocks (`blocks`: chunk-id arrays, e.g. one per shard)."""
         check_kind(kind)
@@ -193,52 +217,76 @@ class IndexFolder:
             stamp["ondisk"] = build_ondisk(self.path, self.store, dim, kind, blocks)
             stamp["count"] = stamp["ondisk"]["count"]
         else:
-            index = self._in_memory(kind)
-            index.save(self.path)
-            stamp["count"] = len(index)
+            ids, vectors = self.store.all_vectors()
+            index = VectorIndex.build(ids, vectors, kind, dim)
+            index.save(self.path / FAISS_FILE)
+            stamp.update(count=len(index), built=index.kind, nprobe=index.nprobe,
+                         bytes=(self.path / FAISS_FILE).stat().st_size)
         self.manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.manifest["vectors"] = stamp
-        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
-        # the other kind's files would only waste disk (and, loaded, RAM): drop them once the manifest is written
+        write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2))
+        # the other kind's files, and what earlier versions wrote, would only waste disk: drop them once the
+        # manifest names the new files
         remove_stale(self.path, stamp.get("ondisk"))
-        if "ondisk" in stamp:
-            for name in ("vectors.faiss", "vectors.npz"):
-                (self.path / name).unlink(missing_ok=True)
+        for name in LEGACY_FILES + ((FAISS_FILE,) if "ondisk" in stamp else ()):
+            (self.path / name).unlink(missing_ok=True)
 
     def vector_index(self, gpu: bool | None = None) -> VectorIndex | OnDiskIndex:
-        stamp = self.manifest.get("vectors", {})
-        kind = stamp.get("kind", "auto")
-        present = is_current(self.path, stamp.get("ondisk")) if kind in ONDISK_KINDS \
-            else (self.path / "vectors.npz").exists()
-        if stamp.get("generation") != self.store.generation() or not present:
-            # an index run is going on, or was interrupted after committing rows but before writing FAISS
-            if self.readonly and kind not in ONDISK_KINDS:
-                return self._in_memory(kind)  # a reader derives it in memory and writes nothing
-            if self.readonly and not present:
-                raise GenretrieveError(f"the vectors of the index at {self.path} are missing (its last run was "
-                                       "cut off); "
-                                       f"run `genretrieve index {(self.manifest.get('roots') or ['PATH'])[0]} "
-                                       f"--index {self.path}` again")
-            if not self.readonly:
-                self.write_vectors(kind)
-                stamp = self.manifest["vectors"]
-        if kind in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
-            info = stamp["ondisk"]
-            return OnDiskIndex(self.path, self.store, self.manifest["identity"]["dim"], info["nprobe"], info.get("rerank", 0))
-        try:
-            return VectorIndex.load(self.path, gpu=gpu)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a damaged cache file: SQLite holds the vectors
-            if self.readonly:
-                return self._in_memory(kind)
-            self.write_vectors(kind)
-            return VectorIndex.load(self.path, gpu=gpu)
+        """The FAISS index the last run derived, checked against the manifest's record; never rebuilt here.
 
-    def _in_memory(self, kind: str) -> VectorIndex:
-        ids, vectors = self.store.all_vectors()
-        index = VectorIndex(self.manifest["identity"]["dim"], kind=kind)
-        if len(ids):
-            index.add(ids, vectors.astype(np.float32))
+        An index run replaces the FAISS file first and the manifest right after: a reader that read the old
+        manifest and the new file reads the manifest again (waiting, up to 2 s, while a run holds the lock)."""
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                return self._load_vectors(gpu)
+            except DamagedIndex:
+                seen, self.manifest = self.manifest, _read_or(self.path, self.manifest)
+                if self.manifest.get("vectors") != seen.get("vectors"):
+                    continue  # a run finished meanwhile: load what it wrote
+                if time.monotonic() < deadline and is_locked(self.path):
+                    time.sleep(0.05)
+                    continue
+                raise
+
+    def check_vectors(self) -> None:
+        """The cheap part of the check (the files are there, at the recorded size), before any model loads."""
+        stamp = self.manifest.get("vectors") or {}
+        if stamp.get("kind") in ONDISK_KINDS:
+            if not is_current(self.path, stamp.get("ondisk")):
+                raise self._vectors_problem("are missing (the last run was cut off before writing them)")
+            return
+        path = self.path / FAISS_FILE
+        if not stamp or not path.exists():
+            raise self._vectors_problem(f"are missing ({FAISS_FILE}; the last run was cut off before writing it)")
+        if stamp.get("bytes", path.stat().st_size) != path.stat().st_size:  # no size in manifests of earlier versions
+            raise self._vectors_problem(f"are damaged ({FAISS_FILE} has {path.stat().st_size:,} bytes, the manifest "
+                                        f"records {stamp['bytes']:,})")
+
+    def _load_vectors(self, gpu: bool | None) -> VectorIndex | OnDiskIndex:
+        self.check_vectors()
+        stamp, dim = self.manifest["vectors"], self.manifest["identity"]["dim"]
+        try:
+            if stamp["kind"] in ONDISK_KINDS:  # never reads the raw vectors: the lists stay on disk, mmapped
+                info = stamp["ondisk"]
+                return OnDiskIndex(self.path, self.store, dim, info["nprobe"], info.get("rerank", 0))
+            index = VectorIndex.load(self.path / FAISS_FILE, lambda ids: self.store.vectors_of(ids, dim, missing_ok=True),
+                                     gpu=gpu, nprobe=stamp.get("nprobe"))
+        except RuntimeError as exc:  # what FAISS raises for a truncated or foreign file
+            raise self._vectors_problem(f"are damaged (FAISS cannot read them: {str(exc).splitlines()[0]})") from exc
+        if len(index) != stamp.get("count", len(index)) or index.dim != dim:
+            raise self._vectors_problem(f"do not match its manifest ({FAISS_FILE} holds {len(index)} vectors of "
+                                        f"dimension {index.dim}; the manifest records {stamp.get('count')} of {dim})")
         return index
+
+    def _vectors_problem(self, what: str) -> DamagedIndex:
+        return DamagedIndex(f"the FAISS files of the index at {self.path} {what}; {rederive_hint(self.path, self.manifest)}")
+
+    def vectors_behind(self) -> bool:
+        """True when chunks were committed after the FAISS files were derived and no index run is going on (one was
+        cut off): vector search does not see those chunks until the next run."""
+        stamp = self.manifest.get("vectors") or {}
+        return bool(stamp) and stamp.get("generation") != self.store.generation() and not is_locked(self.path)
 
     def describe(self) -> dict:
         size = sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())

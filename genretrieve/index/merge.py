@@ -18,14 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, _overlay
-from ..models.assets import atomic_write_text
+from ..atomic import write_text
 from .build import Report, swap_in
 from .folder import MANIFEST, IndexFolder, check_kind
 from .lock import writer_lock
 from .ondisk import ONDISK_KINDS
 from .shards import check_shards, discard_staging, shard_of
-
-_COPIED = ("chunk_hash", "text", "start_char", "end_char", "start_line", "end_line", "page", "heading")
 
 
 @dataclass
@@ -65,14 +63,13 @@ def _merge(index_dir: Path, kind: str | None, report: Report | None) -> MergeSum
     sources = [IndexFolder(shard.path) for shard in shards]
     summary = MergeSummary(shards=len(shards))
     try:
-        owner = {row["path"]: (source.store, row) for source in sources
-                 for row in source.store.db.query("SELECT * FROM files")}
+        owner = {path: (source.store, row) for source in sources for path, row in source.store.file_records().items()}
         order = sorted(owner, key=lambda rel: rel.split("/"))  # iter_files' order: the ids a one-process build gives
         store = folder.store
-        with store.db.atomic():  # one transaction: the staging folder is discarded on any failure anyway
+        with store.transaction():  # one transaction: the staging folder is discarded on any failure anyway
             for done, rel in enumerate(order, 1):
                 source, row = owner[rel]
-                chunks = [_chunk(c) for c in source.db.query("SELECT * FROM chunks WHERE path = ? ORDER BY id", [rel])]
+                chunks = source.chunks_of(rel)
                 store.replace_file(rel, row["sha256"], row["size"], row["mtime"], chunks)
                 summary.chunks += len(chunks)
                 report("merging", done, len(order))
@@ -84,7 +81,7 @@ def _merge(index_dir: Path, kind: str | None, report: Report | None) -> MergeSum
         folder.write_vectors(config.index.kind, blocks)
         summary.vectors = folder.manifest["vectors"]
         folder.manifest["merged"] = {"shards": len(shards), "listing": first["shard"]["listing"]}
-        atomic_write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
+        write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
     finally:
         folder.close()
         for source in sources:
@@ -96,12 +93,6 @@ def _merge(index_dir: Path, kind: str | None, report: Report | None) -> MergeSum
 
 def shard_blocks(store, count: int) -> list[np.ndarray]:
     """The merged index's chunk ids grouped by the shard their file came from."""
-    rows = store.db.execute("SELECT id, path FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
-    shard = np.fromiter((shard_of(path, count) for _, path in rows), np.int64, count=len(rows))
-    ids = np.fromiter((i for i, _ in rows), np.int64, count=len(rows))
+    ids, paths = store.vector_paths()
+    shard = np.fromiter((shard_of(path, count) for path in paths), np.int64, count=len(paths))
     return [ids[shard == s] for s in range(count)]
-
-
-def _chunk(row: dict) -> dict:
-    return {**{key: row[key] for key in _COPIED}, "metadata": json.loads(row["metadata"] or "{}"),
-            "vector": None if row["vector"] is None else np.frombuffer(row["vector"], dtype=np.float16)}

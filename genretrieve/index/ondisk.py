@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
+from ..atomic import atomic_path
 from .vectors import EXACT_FILTER_MAX, _pad, exact_top_k, ivf_params
 
 ONDISK_KINDS = ("ivf-sq8", "ivf-pq")
@@ -119,13 +120,11 @@ def build_ondisk(folder: Path, store, dim: int, kind: str, blocks: list[np.ndarr
                 merge_ondisk(merged, names, str(folder / ivfdata))
         else:  # an empty file cannot be mmapped: an empty index keeps its (empty) lists in the index file
             ivfdata = None
-        tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
-        faiss.write_index(merged, str(tmp))
-        os.replace(tmp, folder / INDEX_FILE)
+        with atomic_path(folder / INDEX_FILE) as tmp:
+            faiss.write_index(merged, str(tmp))
     except BaseException:
         if ivfdata:
             (folder / ivfdata).unlink(missing_ok=True)
-        (folder / f".{INDEX_FILE}.{os.getpid()}.tmp").unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

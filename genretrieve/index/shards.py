@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GenretrieveError, UsageError
-from ..models.assets import atomic_write_text
+from ..atomic import write_text
 from .folder import MANIFEST, IndexFolder, identity_differences
 from .folder import SHARDS_DIR as SHARDS
 _NAME = re.compile(r"(\d+)-of-(\d+)")
@@ -57,7 +57,7 @@ def mark_shard_complete(folder: IndexFolder, shard: tuple[int, int], listing: di
     """Stamp the shard with the store generation it finished at: a later, interrupted run changes the generation."""
     folder.manifest["shard"] = {"index": shard[0], "count": shard[1], "listing": listing, "failed": failed,
                                 "generation": folder.store.generation()}
-    atomic_write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
+    write_text(folder.path / MANIFEST, json.dumps(folder.manifest, indent=2))
 
 
 def recover_shards(index_dir: Path) -> None:
@@ -141,7 +141,7 @@ def _content_problems(shards: list[Shard]) -> list[str]:
         try:
             if stamp.get("generation") != folder.store.generation():
                 problems.append(f"{shard.name}: incomplete (its run was interrupted or is still going); re-run it")
-            paths = [r["path"] for r in folder.store.db.query("SELECT path FROM files ORDER BY path")]
+            paths = sorted(folder.store.file_records())
         finally:
             folder.close()
         differences = identity_differences(shards[0].manifest["identity"], shard.manifest["identity"])

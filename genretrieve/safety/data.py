@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import normalise
+from ..exclusion import normalise
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BORDERLINE = DATA / "safety" / "borderline.txt"

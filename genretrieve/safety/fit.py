@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..models.assets import home
 from .calibrate import threshold_for
 from .data import FitData, fitting_data, natural
@@ -55,10 +56,8 @@ def features_for(encoder, texts: list[str], cache_dir: Path | None = None, repor
     if missing:
         merged = {name: np.concatenate(([cached[name]] if cached else []) + new[name]) for name in BLOCKS}
         merged["texts"] = np.array((cached["texts"].tolist() if cached else []) + missing)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **merged)
-        tmp.replace(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: numpy adds no ".npz"
+            np.savez(handle, **merged)
         cached, known = merged, {t: i for i, t in enumerate(merged["texts"].tolist())}
     idx = np.array([known[t] for t in texts], dtype=np.int64)
     return {name: cached[name][idx] for name in BLOCKS}

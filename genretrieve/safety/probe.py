@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_text
 
 BLOCKS = ("states", "gen", "teacher")
 PROBE_FILE = "safety.json"
@@ -83,13 +84,8 @@ class SafetyProbe:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader sees the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, default=float))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A reader sees the old or the new file, never half (search may read it while it is rewritten)."""
+    write_text(path, json.dumps(data, indent=1, default=float))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float = 1e-3,

@@ -8,7 +8,6 @@ a loss curve when gradients were used.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -32,35 +31,6 @@ from .trainer import Trainer, TrainData
 
 REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will not|I'm sorry|I am sorry|"
                      r"as an AI|not appropriate|cannot (help|assist|provide))", re.IGNORECASE)
-
-
-def read_query_file(path: Path) -> list[dict]:
-    """Queries from .txt (one per line), .jsonl (`text`) or .csv (a `text` or `query` column)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"query file {path} does not exist")
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
-    if path.suffix == ".jsonl":
-        try:
-            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-            texts = [row["text"] for row in rows]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: every line must be a JSON object with a 'text' field ({exc})") from exc
-    elif path.suffix == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        column = next((c for c in ("text", "query") if c in (reader.fieldnames or [])), None)
-        if column is None:
-            raise UsageError(f"{path}: needs a 'text' or 'query' column")
-        texts = [row[column] for row in reader]
-    else:
-        texts = raw.splitlines()
-    queries = [{"text": t.strip()} for t in texts if t and t.strip()]
-    if not queries:
-        raise UsageError(f"{path} holds no queries")
-    return queries
 
 
 def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dict], dict]:

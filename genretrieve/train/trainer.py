@@ -9,8 +9,6 @@ checkpoints hold the adapter, optimiser and scheduler, so a resumed run equals a
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..atomic import replace_folder
 from ..config import TrainConfig
 from .evaluate import heldout_metrics
 
@@ -178,12 +177,7 @@ class Trainer:
                   staging / "adapter.safetensors")
         torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "log": self.log}, staging / "state.pt")
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(staging, folder)
 
     def load_checkpoint(self) -> bool:
         folder = Path(self.checkpoint_dir) if self.checkpoint_dir else None

@@ -1,5 +1,5 @@
 """The AdvBench exclusion check: copies and light edits are caught, unrelated questions are not (no network)."""
-from genretrieve.datasets import ExclusionIndex, near_duplicate, normalise
+from genretrieve.exclusion import ExclusionIndex, near_duplicate, normalise
 
 # AdvBench-style prompts written for the test (not the real set, which needs a download)
 PROTECTED = [

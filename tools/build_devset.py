@@ -8,7 +8,9 @@ distractors. Concessions: "Section 6.1, “<question title>”" cross-references
 "Section 6.1" (otherwise another answer would quote the query verbatim), and the Python
 passages come from the running interpreter, so rebuild with 3.11.7 for identical files.
 
-    python -m genretrieve.bench.devset [SRC]   # SRC: `dpkg-deb -x debian-faq_11.1_all.deb SRC` done
+    .venv/bin/python tools/build_devset.py [SRC]   # SRC: `dpkg-deb -x debian-faq_11.1_all.deb SRC` done
+
+The package reads the files (`genretrieve bench retrieval` without a folder: bench/beir.py).
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import genretrieve
+
 DEB = "debian-faq=11.1"
 FAQ = "usr/share/doc/debian/FAQ"
 FAQ_COPYRIGHT = "usr/share/doc/debian-faq/copyright"
-OUT = Path(__file__).resolve().parent.parent / "data" / "devset"
+OUT = Path(genretrieve.__file__).resolve().parent / "data" / "devset"  # what bench retrieval reads
 NUMBER = re.compile(r"^(?:Chapter\s)?(\d+(?:\.\d+)*)\.\s+(.+)$", re.S)
 XREF = re.compile(r"(Section\s[\d.]*\d),\s“[^”]*”")  # \s: the FAQ puts a no-break space after "Section"
 BLOCKS = ["p", "pre", "li", "dt", "dd", "tr", "div", "blockquote", "h1", "h2", "h3", "h4", "h5"]

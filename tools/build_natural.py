@@ -1,4 +1,4 @@
-"""Natural benign questions for the safety probe: the Python and Perl FAQs' own question headings.
+"""Build genretrieve/data/natural_questions.txt: the Python and Perl FAQs' own question headings.
 
 The training pool's benign queries are written by templates, so a probe fitted against them
 alone learns template-vs-natural phrasing instead of harmful-vs-benign (bench safety measured
@@ -6,7 +6,9 @@ alone learns template-vs-natural phrasing instead of harmful-vs-benign (bench sa
 threshold's calibration set: the Python FAQ's (python3.11-doc, PSF licence) and the Perl FAQ's
 (perl-doc, the same terms as Perl), which bring hard cases such as "How do I decode encrypted
 password files?". They are not test data: questions that copy or lightly edit a dev-set or
-borderline query are dropped. Rebuild with: python -m genretrieve.train.natural
+borderline query are dropped. The package reads the file (genretrieve/safety/data.py).
+
+Rebuild: .venv/bin/python tools/build_natural.py
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import json
 import re
 from pathlib import Path
 
-from ..datasets import ExclusionIndex, fetch_deb_files
+from genretrieve.datasets import fetch_deb_files
+from genretrieve.exclusion import ExclusionIndex
+from genretrieve.safety.data import NATURAL_FAQS as OUT
 
 PYTHON = ("python3.11-doc", "3.11.2-6+deb12u9", "PSF-2.0")
 PYTHON_FAQ = "usr/share/doc/python3.11/html/_sources/faq"
@@ -23,7 +27,6 @@ PYTHON_FILES = [f"{PYTHON_FAQ}/{name}.rst.txt" for name in ("general", "programm
                                                              "windows", "gui", "installed")]
 PERL = ("perl-doc", "5.36.0-7+deb12u4", "Artistic-1.0 OR GPL-1.0-or-later (the same terms as Perl)")
 PERL_FILES = [f"usr/share/perl/5.36.0/pod/perlfaq{i}.pod" for i in range(1, 10)]
-OUT = Path(__file__).resolve().parent.parent / "data" / "natural_questions.txt"
 
 
 def rst_questions(text: str) -> list[str]:
@@ -64,14 +67,10 @@ def build(out: Path = OUT) -> int:
     protected = ExclusionIndex([json.loads(line)["text"] for line in (data / "devset" / "queries.jsonl").open()] +
                                [line.strip() for line in (data / "borderline.txt").open() if line.strip()])
     questions = [q for q in dict.fromkeys(questions) if not protected.hits(q)]
-    text = "\n".join(["# The Python and Perl FAQs' questions", *header, "# Rebuild: python -m genretrieve.train.natural",
+    text = "\n".join(["# The Python and Perl FAQs' questions", *header, "# Rebuild: python tools/build_natural.py",
                       *questions]) + "\n"
     out.write_text(text, encoding="utf-8")
     return len(questions)
-
-
-def load(path: Path = OUT) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
 if __name__ == "__main__":
