@@ -39,13 +39,14 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_teacher_mode_index_and_search_never_load_the_llm(no_llm, tmp_path):
+def test_teacher_mode_index_and_search_without_the_filter_never_load_the_llm(no_llm, tmp_path):
     docs = fixture_docs(tmp_path / "docs")
     result = run("index", docs, "--index", tmp_path / "ix", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["chunks_total"] > 0
     for mode in ("teacher", "keyword"):
-        result = run("search", "how do I terminate a process", "--index", tmp_path / "ix", "--mode", mode, "--json")
+        result = run("search", "how do I terminate a process", "--index", tmp_path / "ix", "--mode", mode, "--json",
+                     "--safety", "off")
         assert result.exit_code == 0, result.output
         assert [json.loads(line) for line in result.stdout.splitlines()]
     assert no_llm == []
@@ -55,8 +56,10 @@ def test_teacher_mode_index_and_search_never_load_the_llm(no_llm, tmp_path):
 
     # the paths that do need the LLM still ask for it (so this test can fail)
     assert isinstance(run("search", "terminate", "--index", tmp_path / "ix", "--mode", "gen").exception, LLMLoaded)
+    # the filter (on by default) reads the LLM's states, whatever the mode
+    assert isinstance(run("search", "terminate", "--index", tmp_path / "ix").exception, LLMLoaded)
     assert isinstance(run("index", docs, "--index", tmp_path / "gx", "--doc-encoder", "gen").exception, LLMLoaded)
-    assert len(no_llm) == 2
+    assert len(no_llm) == 3
 
 
 def test_an_imported_paper_adapter_still_refuses_teacher_documents_without_loading_the_llm(no_llm, tmp_path):
@@ -89,7 +92,7 @@ def test_cold_teacher_search_does_not_import_the_llm_code(tmp_path):
 
     cold("index", docs, "--index", tmp_path / "first")  # a fresh cache converts the GGUF once (that loads the LLM)
     assert cold("index", docs, "--index", tmp_path / "ix") == []
-    assert cold("search", "how do I stop a process?", "--index", tmp_path / "ix", "--json") == []
+    assert cold("search", "how do I stop a process?", "--index", tmp_path / "ix", "--json", "--safety", "off") == []
     assert cold("search", "how do I stop a process?", "--index", tmp_path / "ix", "--mode", "gen") == [
         "transformers.modeling_utils", "transformers.models.llama.modeling_llama"]  # it sees the LLM when it loads
 

@@ -122,7 +122,7 @@ def test_output_into_a_closed_pipe_exits_0(fake, docs, tmp_path):
         (many / f"{i:03}.txt").write_text(f"The capital of country {i} is a city. " * 40)
     build_index(many, tmp_path / "ix", fake, Config())
     code = "import sys; from genretrieve.cli import app; sys.argv = ['genretrieve'] + sys.argv[1:]; app()"
-    shell = (f"{sys.executable} -c \"{code}\" search capital --mode keyword -k 300 --json --index {tmp_path / 'ix'}"
+    shell = (f"{sys.executable} -c \"{code}\" search capital --mode keyword --safety off -k 300 --json --index {tmp_path / 'ix'}"
              " | head -c 100 > /dev/null; echo ${PIPESTATUS[0]}")
     done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True,
                           env={**os.environ, "GENRETRIEVE_HOME": str(tmp_path / "home")})
