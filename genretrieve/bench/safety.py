@@ -30,7 +30,8 @@ from .. import datasets
 from ..config import SearchConfig
 from ..errors import UsageError
 from ..models.assets import home
-from ..safety import SafetyProbe, describe, load_probe, probe_scores, query_features
+from ..query_vectors import encode
+from ..safety import SafetyProbe, describe, load_probe, probe_scores
 from ..safety import data as safety_data
 from ..train.responses import ResponseCache, cached_generation
 from ..train.run import REFUSAL, read_query_file
@@ -152,7 +153,7 @@ def added_latency(probe, encoder, texts: list[str]) -> dict:
             times.append((time.perf_counter() - start) * 1000)
         return float(np.median(times))
 
-    have = {t: query_features(encoder, [t], probe.needs) for t in texts}
+    have = {t: encode(encoder, [t], probe.needs) for t in texts}
     out = {"probe_ms": median_ms(lambda t: probe.scores(have[t])), "queries": len(texts)}
     if {"gen", "states"} & set(probe.needs):
         gen_only = median_ms(lambda t: encoder.encode_queries([t]))
