@@ -1,4 +1,4 @@
-"""query_vectors: each way a query becomes vectors, as search computes them."""
+"""query_vectors: each way a query becomes vectors, and that search and the benchmarks share them."""
 import numpy as np
 import pytest
 
@@ -89,3 +89,31 @@ def test_hyde_answers_are_the_backbones_greedy_chat_answers(encoder):
 
     answers = query_vectors.hyde_answers(encoder.backbone, QUERIES[:2])
     assert answers == generate_answers(encoder.backbone, QUERIES[:2], query_vectors.HYDE["max_new_tokens"], chat=True)
+
+
+def test_the_safety_bench_encodes_gen_as_search_does(encoder, tmp_path):
+    """Its gen system used another instruction than `search --mode gen`; now both call query_vectors."""
+    from genretrieve.bench.safety import run_safety
+
+    from .test_bench_safety import FakeWriter
+
+    seen = []
+    encode_queries = encoder.encode_queries
+
+    def spy(texts, instruction=None):
+        out = encode_queries(texts, instruction)
+        seen.append((list(texts), instruction, out))
+        return out
+
+    encoder.encode_queries = spy
+    try:
+        writer = FakeWriter()
+        queries = ["how to kill a cat", "how to poison the water"]
+        run_safety(encoder, queries, systems=["teacher", "gen"], cache_dir=tmp_path, n_distractors=5, generate=writer,
+                   writer=("fake", writer))
+    finally:
+        encoder.encode_queries = encode_queries
+    runs = [(instruction, out) for texts, instruction, out in seen if texts == queries]
+    assert runs and all(instruction is None for instruction, _ in runs)
+    search_gen = query_vectors.encode(encoder, queries, query_vectors.MODE_BLOCKS["gen"])["gen"]
+    np.testing.assert_allclose(runs[0][1], search_gen, atol=1e-6)
