@@ -62,7 +62,7 @@ def test_hybrid_weight_sweep_in_one_run(beir):
     assert rows["teacher"]["ndcg@10"] < rows["gen_doc_teacher"]["ndcg@10"]  # the ends differ, so the checks bite
     # the three weights share one encoding of the queries (teacher runs once more on its own)
     assert sum(call == "car" for call in encoder.calls) == 4
-    for bad in ("hybrid@2", "hybrid@x", "teacher@0.5"):
+    for bad in ("hybrid@2", "hybrid@x", "teacher@0.5", "search:teacher@0.5", "search:keyword"):
         with pytest.raises(UsageError, match="unknown system"):
             run_retrieval(beir, encoder, systems=[bad])
 
@@ -228,3 +228,36 @@ def test_the_bench_hybrid_weight_comes_from_the_config(beir, own_home, fake, tmp
                                      "--config", str(config), *extra])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["settings"]["hybrid_weight"] == expected
+
+
+def test_the_product_system_indexes_chunks_and_ranks_each_document_once(beir, tmp_path, monkeypatch):
+    """search:MODE runs build_index + Searcher: chunks (two per document here), float16, FAISS."""
+    import tempfile
+
+    from genretrieve.bench.systems import Workspace
+    from genretrieve.config import Config
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    config = Config()
+    config.index.doc_encoder, config.index.chunk_tokens = "gen", 4
+    report = run_retrieval(beir, FakeEncoder(), systems=["gen_doc_gen", "search:gen", "search:teacher"],
+                           latency_queries=1, config=config)
+    rows = report["systems"]
+    assert rows["search:gen"]["ndcg@10"] == pytest.approx(1.0) == rows["gen_doc_gen"]["ndcg@10"]
+    # the teacher side sees surface words only, which gen-encoded chunks hold as concepts: it finds less
+    assert rows["search:teacher"]["ndcg@10"] < 0.9
+    assert rows["search:gen"]["doc_space"] == "index" and rows["search:gen"]["query_latency_ms"] > 0
+    assert {k: report["index"][k] for k in ("chunks", "files", "kind", "doc_encoder", "chunk_tokens", "storage")} == {
+        "chunks": 10, "files": 5, "kind": "flat", "doc_encoder": "gen", "chunk_tokens": 4, "storage": "float16"}
+    assert "index" in report["doc_encode_s"]
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary index is gone
+    write_report(report, tmp_path / "out")
+    assert "search:MODE: the corpus indexed as `genretrieve index` does" in (tmp_path / "out" / "report.md").read_text()
+    workspace = Workspace(FakeEncoder(), list(DOCS.values()), config, k=3)
+    try:  # a document's two chunks count once, and k is in documents
+        ranked = workspace.rank("search:gen", [text for text, _ in QUERIES.values()])
+        assert all(len(row) == len(set(row)) == 3 for row in ranked)
+        assert [row[0] for row in ranked] == [list(DOCS).index(doc) for _, doc in QUERIES.values()]
+    finally:
+        workspace.close()

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from genretrieve import query_vectors
+from genretrieve.bench.systems import Workspace
+from genretrieve.config import Config
 
 from .helpers import FakeEncoder, tiny_chat_encoder
 
@@ -89,6 +91,27 @@ def test_hyde_answers_are_the_backbones_greedy_chat_answers(encoder):
 
     answers = query_vectors.hyde_answers(encoder.backbone, QUERIES[:2])
     assert answers == generate_answers(encoder.backbone, QUERIES[:2], query_vectors.HYDE["max_new_tokens"], chat=True)
+
+
+@pytest.mark.parametrize("mode,system", [("teacher", "teacher"), ("gen", "gen_doc_teacher"), ("hybrid", "hybrid@0.4")])
+def test_bench_and_search_score_every_document_alike(encoder, mode, system):
+    """The bench's exact system and the product's index (one chunk per document here) give the same
+    scores up to float16 storage: the query vectors are the same, so the two cannot drift apart."""
+    config = Config()
+    config.search.hybrid_weight = 0.4
+    workspace = Workspace(encoder, DOCS, config)
+    try:
+        exact = workspace.dense(system, QUERIES)
+        results = workspace.indexed().searcher.search(QUERIES, len(DOCS), mode, hybrid_weight=0.4)
+        assert workspace.indexed().describe()["chunks"] == len(DOCS)
+        for q, result in enumerate(results):
+            scores = {int(hit.path.split(".")[0]): hit.score for hit in result.hits}
+            assert sorted(scores) == list(range(len(DOCS)))
+            for doc, score in scores.items():
+                assert score == pytest.approx(exact[q, doc], abs=3e-3)
+    finally:
+        workspace.close()
+    assert workspace._indexed is None
 
 
 def test_the_safety_bench_encodes_gen_as_search_does(encoder, tmp_path):

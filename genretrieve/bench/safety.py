@@ -40,11 +40,12 @@ from . import texts as stdlib_texts
 from .beir import doc_text, load_beir
 from .metrics import any_hit_at_k, top_k_accuracy
 from .report import write_report as report_files
-from .retrieval import DEVSET, describe_encoder
-from .systems import FILTER, Workspace, blocked, check_systems
+from .retrieval import DEVSET, describe_encoder, index_note
+from .systems import FILTER, PRODUCT_SYSTEMS, Workspace, blocked, check_systems
 
-SYSTEMS = ("teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid")  # each also as X+filter
-DEFAULT_SYSTEMS = (*SYSTEMS, "gen+filter")
+EXACT_SYSTEMS = ("teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid")
+SYSTEMS = (*EXACT_SYSTEMS, *PRODUCT_SYSTEMS)  # each also as X+filter
+DEFAULT_SYSTEMS = (*EXACT_SYSTEMS, "gen+filter")  # search:MODE (the product's index) only on request
 AS_WORKSPACE = {"gen": "gen_doc_teacher"}  # this bench's name for a Workspace system
 KS = (1, 5, 20, 100)
 METRICS = tuple(f"top{k}_acc" for k in KS) + tuple(f"any_harm@{k}" for k in KS)
@@ -219,8 +220,8 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
     `generate(prompts, settings)` writes the HyDE answers (default: the encoder's backbone, greedy);
     `writer` = (fingerprint, generate) writes the harmful passages (default: WRITER, see the module note);
     `probe` defaults to the adapter's safety.json with the calibration in force; `filter_only` measures
-    only the filter (block rates per set, added latency). The hybrid weight comes from `config`
-    (`hybrid_weight` overrides it).
+    only the filter (block rates per set, added latency). The hybrid weight and the index settings of
+    search:MODE come from `config` (`hybrid_weight` overrides it).
     """
     chosen = list(dict.fromkeys(["teacher", *(systems or DEFAULT_SYSTEMS)]))
     check_systems(chosen, SYSTEMS)
@@ -262,20 +263,25 @@ def run_safety(encoder, queries=None, systems: Sequence[str] | None = None, limi
                            "query_instruction": getattr(encoder, "query_instruction", None),
                            "doc_instruction": getattr(encoder, "document_instruction", None)},
               "encoder": describe_encoder(encoder), "systems": {}}
-    for system in chosen:
-        unfiltered = system.removesuffix(FILTER)
-        if unfiltered != system and flags is None:
-            continue  # the filter is reported as unavailable: no numbers without a probe
-        if log:
-            log(f"{system}: ranking {len(texts)} queries over {len(owner)} passages")
-        start, doc_s = time.perf_counter(), sum(ws.doc_seconds.values())
-        ranked = [[owner[i] for i in row] for row in ws.rank(AS_WORKSPACE.get(unfiltered, unfiltered), texts)]
-        if unfiltered != system:
-            ranked = blocked(ranked, flags)
-        row = {f"top{k}_acc": top_k_accuracy(ranked, targets, k) for k in KS}
-        row.update({f"any_harm@{k}": any_hit_at_k(ranked, targets, k) for k in KS})
-        query_s = time.perf_counter() - start - (sum(ws.doc_seconds.values()) - doc_s)  # documents: doc_encode_s
-        report["systems"][system] = {**row, "seconds": round(query_s, 2)}
+    try:
+        for system in chosen:
+            unfiltered = system.removesuffix(FILTER)
+            if unfiltered != system and flags is None:
+                continue  # the filter is reported as unavailable: no numbers without a probe
+            if log:
+                log(f"{system}: ranking {len(texts)} queries over {len(owner)} passages")
+            start, doc_s = time.perf_counter(), sum(ws.doc_seconds.values())
+            ranked = [[owner[i] for i in row] for row in ws.rank(AS_WORKSPACE.get(unfiltered, unfiltered), texts)]
+            if unfiltered != system:
+                ranked = blocked(ranked, flags)
+            row = {f"top{k}_acc": top_k_accuracy(ranked, targets, k) for k in KS}
+            row.update({f"any_harm@{k}": any_hit_at_k(ranked, targets, k) for k in KS})
+            query_s = time.perf_counter() - start - (sum(ws.doc_seconds.values()) - doc_s)  # documents: doc_encode_s
+            report["systems"][system] = {**row, "seconds": round(query_s, 2)}
+        if "index" in ws.doc_seconds:
+            report["index"] = ws.indexed().describe()
+    finally:
+        ws.close()
     base = report["systems"]["teacher"]
     report["relative_to_teacher"] = {name: {m: (row[m] - base[m]) / base[m] if base[m] else None for m in METRICS}
                                      for name, row in report["systems"].items()}
@@ -364,6 +370,7 @@ def markdown(report: dict) -> str:
              f"Encoder: {json.dumps(report['encoder'])}.", "",
              "| system | " + " | ".join(HEADER) + " |", "|---" * (len(HEADER) + 1) + "|"]
     lines += [f"| {n} | " + " | ".join(_cells(report, n)) + " |" for n in report["systems"]]
+    lines += ["", index_note(report["index"])] if "index" in report else []
     return "\n".join(lines + filter_markdown(report["filter"]) + [""])
 
 

@@ -2,7 +2,8 @@
 
 A `Workspace` holds the documents and encodes them at most once per document space (teacher,
 gen, backbone), so teacher, gen_doc_teacher and hybrid share one teacher matrix. Each system
-maps query texts to a (queries x docs) score matrix, except BM25 and RRF, which rank directly. Query vectors come from genretrieve.query_vectors, the code `genretrieve search`
+maps query texts to a (queries x docs) score matrix, except BM25, RRF and `search:MODE`, which
+rank directly. Query vectors come from genretrieve.query_vectors, the code `genretrieve search`
 runs, with the config's hybrid weight and the encoder's configured instructions.
 `hybrid@0.3` is hybrid at weight 0.3, so one run can sweep weights on one set of query vectors;
 `X+filter` is system X behind the adapter's safety probe: a flagged query retrieves nothing, as
@@ -11,7 +12,9 @@ method: the teacher's embedding of the backbone's own answer, i.e. the training 
 with answers generated as training does and read from the same response cache. Every gen-based
 system has an oracle twin (`rank(..., student=False)`): the same system with the oracle's vector
 in place of the response embedding, so hybrid and RRF are measured against their own ceilings.
-Search is exact (a matrix product): at benchmark sizes FAISS would only add noise to timings.
+Search here is exact (a matrix product over whole documents), except `search:teacher`,
+`search:gen` and `search:hybrid[@W]`: the product itself (indexed.py: chunks, float16, FAISS),
+reported beside the exact systems so that the gap between the two is measured.
 """
 from __future__ import annotations
 
@@ -30,11 +33,13 @@ from ..query_vectors import MODE_BLOCKS, encode, hyde, mode_vector, oracle
 from ..query_vectors import hyde_answers as hyde_answers_now
 from ..train.responses import ResponseCache, ensure_responses
 
+PRODUCT = "search:"  # search:MODE is `genretrieve index` + `genretrieve search --mode MODE` (indexed.py)
+PRODUCT_SYSTEMS = tuple(f"{PRODUCT}{mode}" for mode in ("teacher", "gen", "hybrid"))
 SYSTEMS = ("bm25", "teacher", "gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_teacher", "rrf_bm25_gen",
-           "hyde", "backbone_mean", "oracle")
+           "hyde", "backbone_mean", "oracle", *PRODUCT_SYSTEMS)
 DOC_SPACE = {"teacher": "teacher", "gen_doc_teacher": "teacher", "hybrid": "teacher", "gen_doc_gen": "gen",
              "hyde": "teacher", "backbone_mean": "backbone", "bm25": "bm25", "rrf_bm25_teacher": "teacher",
-             "rrf_bm25_gen": "teacher", "oracle": "teacher"}
+             "rrf_bm25_gen": "teacher", "oracle": "teacher", **{name: "index" for name in PRODUCT_SYSTEMS}}
 # the systems whose query side is the student's response embedding: each is reported as a share of the oracle
 GEN_BASED = ("gen_doc_teacher", "gen_doc_gen", "hybrid", "rrf_bm25_gen")
 
@@ -51,7 +56,7 @@ def split_system(name: str) -> tuple[str, float | None]:
         w = float(weight)
     except ValueError:
         w = None
-    if base != "hybrid" or w is None or not 0.0 <= w <= 1.0:
+    if base not in ("hybrid", f"{PRODUCT}hybrid") or w is None or not 0.0 <= w <= 1.0:
         raise ValueError(f"{name!r}: only hybrid takes a weight, hybrid@W with W in [0, 1]")
     return base, w
 
@@ -65,7 +70,7 @@ def check_systems(names: Sequence[str], known: Sequence[str]) -> None:
 
     if unknown := [name for name in names if base(name) not in known]:
         raise UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(known)} (hybrid@W: hybrid at "
-                         "weight W; X+filter: X behind the safety probe)")
+                         "weight W; search:MODE: the product's index and search; X+filter: X behind the safety probe)")
 
 
 def blocked(ranked: list[list], flags: np.ndarray) -> list[list]:
@@ -116,8 +121,8 @@ def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[l
 class Workspace:
     """One corpus and one encoder: document matrices cached per space, systems that rank queries.
 
-    The config gives what search would use: the hybrid weight (`search.hybrid_weight`), and the
-    oracle's generation settings (training's). HyDE's answers
+    The config gives what search would use: the hybrid weight (`search.hybrid_weight`), the index
+    settings for `search:MODE`, and the oracle's generation settings (training's). HyDE's answers
     come from `hyde_answers` (default: the backbone writes them now; the safety bench reads a cache)."""
 
     def __init__(self, encoder, doc_texts: Sequence[str], config: Config | None = None, k: int = 100,
@@ -129,6 +134,7 @@ class Workspace:
         self.doc_matrices: dict[str, np.ndarray] = {}
         self.doc_seconds: dict[str, float] = {}
         self._bm25 = None
+        self._indexed = None
         self._queries: dict[tuple, np.ndarray] = {}  # hybrid's teacher and gen query vectors, shared across weights
         self._oracle: dict[tuple, np.ndarray] = {}
 
@@ -142,6 +148,13 @@ class Workspace:
             self.doc_seconds[space] = time.perf_counter() - start
         return self.doc_matrices[space]
 
+    def prepare(self, space: str) -> None:
+        """Encode (or index) the documents of a space ahead of the queries, so their time is counted apart."""
+        if space == "index":
+            self.indexed()
+        elif space != "bm25":
+            self.doc_matrix(space)
+
     def bm25(self):
         if self._bm25 is None:
             import bm25s
@@ -151,6 +164,22 @@ class Workspace:
             self._bm25.index(bm25s.tokenize(self.docs, stopwords="en", show_progress=False), show_progress=False)
             self.doc_seconds["bm25"] = time.perf_counter() - start
         return self._bm25
+
+    def indexed(self):
+        """The documents indexed as `genretrieve index` would (indexed.py), built on first use."""
+        if self._indexed is None:
+            from .indexed import IndexedCorpus
+
+            start = time.perf_counter()
+            self._indexed = IndexedCorpus(self.encoder, self.docs, self.config)
+            self.doc_seconds["index"] = time.perf_counter() - start
+        return self._indexed
+
+    def close(self) -> None:
+        """Remove the temporary index of the search:MODE systems, if one was built."""
+        if self._indexed is not None:
+            self._indexed.close()
+            self._indexed = None
 
     def oracle_queries(self, texts: list[str]) -> np.ndarray:
         """The oracle's query vectors, kept for the run (the latency loop's clearing does not touch them).
@@ -195,8 +224,11 @@ class Workspace:
 
     def rank(self, system: str, texts: list[str], student: bool = True) -> list[list[int]]:
         """Top-k document indices per query, best first (student=False: the oracle twin, see `dense`)."""
-        if split_system(system)[0] not in SYSTEMS:
+        base, weight = split_system(system)
+        if base not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+        if base.startswith(PRODUCT):
+            return self.indexed().rank(texts, base.removeprefix(PRODUCT), self.k, self.w if weight is None else weight)
         if system == "bm25":
             import bm25s
 
