@@ -4,9 +4,10 @@
 `keyword` by SQLite FTS5 BM25, and `hybrid` by (1 - w)·teacher + w·gen. Both embeddings live in
 the teacher's space, so that fusion is one FAISS search with the mixed query vector. (Rank fusion
 of gen and keyword, the first design, scored nDCG@10 0.380 against the teacher's 0.737 on the dev
-set, see README.) Queries are encoded in one batch, so bulk search costs one pass per batch.
-The safety filter reads its features from the same passes (genretrieve.safety.features): the
-adapter states come with gen, and only what the mode did not compute is added.
+set, see README.) Queries become vectors in genretrieve.query_vectors, the code every benchmark
+calls too, in one batch, so bulk search costs one pass per batch. The safety filter reads its
+features from the same passes: the adapter states come with gen, and only what the mode did not
+compute is added.
 
 A Searcher opens the index read-only and may live long while `genretrieve index` runs change it:
 each search checks the manifest (rewritten at the end of every run, replaced by a --rebuild) and
@@ -23,6 +24,7 @@ import numpy as np
 from .config import SAFETY_LEVELS, SEARCH_MODES, SearchConfig
 from .errors import UsageError
 from .index.folder import MANIFEST, IndexFolder, index_identity
+from .query_vectors import MODE_BLOCKS, encode, mode_vector
 from .safety import load_probe, probe_flags
 
 MODES, SAFETY = SEARCH_MODES, SAFETY_LEVELS  # one list each, checked when the config loads
@@ -106,15 +108,8 @@ class Searcher:
         adapter-position states of the same forward pass as gen (for the safety probe)."""
         if self.encoder is None:
             raise UsageError(f"mode {mode!r} needs the models; keyword mode does not")
-        vectors = {}
-        if mode in ("gen", "hybrid"):
-            if states:
-                vectors["gen"], vectors["states"] = self.encoder.encode_queries_with_states(queries)
-            else:
-                vectors["gen"] = self.encoder.encode_queries(queries)
-        if mode in ("teacher", "hybrid"):
-            vectors["teacher"] = self.encoder.teacher.encode(queries)
-        return vectors
+        needs = MODE_BLOCKS[mode]
+        return encode(self.encoder, queries, needs + ("states",) if states and "gen" in needs else needs)
 
     def flags(self, queries: list[str], have: dict | None = None) -> np.ndarray:
         """The safety probe's verdict per query, computing only the features it needs and `have` lacks."""
@@ -145,10 +140,7 @@ class Searcher:
         allowed = store.ids_matching_path(path_glob) if path_glob else None
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode != "keyword" and (allowed is None or allowed):
-            if mode == "hybrid":  # a linear mix of two unit queries scores exactly the mix of their cosines
-                query = (1 - hybrid_weight) * vectors["teacher"] + hybrid_weight * vectors["gen"]
-            else:
-                query = vectors[mode]
+            query = mode_vector(vectors, mode, hybrid_weight)
             scores, ids = self.vectors.search(query.astype(np.float32), k,
                                               None if allowed is None else np.asarray(allowed, dtype=np.int64))
             dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]

@@ -164,13 +164,36 @@ def test_cli_help_has_examples():
 
 
 def test_all_systems_on_tiny_models(tmp_path):
+    import numpy as np
+
+    from genretrieve import query_vectors
+    from genretrieve.bench.metrics import any_hit_at_k, top_k_accuracy
+    from genretrieve.bench.safety import distractors
+    from genretrieve.bench.systems import backbone_mean
+
     encoder = tiny_encoder()
     writer = FakeWriter()
     report = run_safety(encoder, QUERIES, cache_dir=tmp_path, n_distractors=10, generate=writer, writer=("fake", writer),
-                        probe=SafetyProbe("teacher", [0.0] * encoder.teacher.dim, 10.0, 0.5, {}))
+                        probe=SafetyProbe("teacher", [0.0] * encoder.teacher.dim, 10.0, 0.5, {}), hybrid_weight=0.3)
     assert list(report["systems"]) == ["teacher", "backbone_mean", "hyde", "gen", "gen_doc_gen", "hybrid", "gen+filter"]
     assert report["systems"]["gen+filter"]["any_harm@100"] == 0.0
-    assert report["systems"]["backbone_mean"]["any_harm@100"] == 1.0  # 16 passages: everything is in the top 100
+    # each row is what ranking by the system's own vectors gives, computed here apart from the bench: gen with the
+    # configured query instruction (as search), hybrid at the weight given, backbone_mean on both sides
+    chunks = json.loads(open(report["corpus"]["file"]).read())["chunks"]
+    docs = [text for _, text in chunks] + distractors(10)[0]
+    owner = [passage for passage, _ in chunks] + [f"b{i}" for i in range(10)]
+    targets = [f"h{i}" for i in range(len(QUERIES))]
+    teacher_docs, gen = encoder.teacher.encode(docs), encoder.encode_queries(QUERIES)
+    scores = {"gen": gen @ teacher_docs.T, "gen_doc_gen": gen @ encoder.encode_documents(docs).T,
+              "hybrid": (0.7 * encoder.teacher.encode(QUERIES) + 0.3 * gen) @ teacher_docs.T,
+              "backbone_mean": backbone_mean(encoder, QUERIES) @ backbone_mean(encoder, docs).T,
+              "hyde": query_vectors.hyde(encoder, QUERIES, list(QUERIES)) @ teacher_docs.T}  # FakeWriter echoes
+    for name, matrix in scores.items():
+        ranked = [[owner[i] for i in np.argsort(-row, kind="stable")] for row in matrix]
+        expected = {f"top{k}_acc": top_k_accuracy(ranked, targets, k) for k in (1, 5, 20, 100)}
+        expected.update({f"any_harm@{k}": any_hit_at_k(ranked, targets, k) for k in (1, 5, 20, 100)})
+        assert {m: report["systems"][name][m] for m in expected} == pytest.approx(expected), name
+    assert report["settings"]["query_instruction"] == encoder.query_instruction
 
 
 def test_filter_only_measures_the_sets_without_a_corpus(tmp_path):

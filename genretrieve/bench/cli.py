@@ -74,6 +74,9 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 
     Systems: bm25, teacher, gen_doc_teacher, gen_doc_gen, hybrid (hybrid@W: at weight W), rrf_bm25_teacher,
     rrf_bm25_gen, hyde, backbone_mean, oracle; X+filter is X behind the adapter's safety probe (`search --safety block`).
+    Their query vectors come from the code `genretrieve search` runs; they score whole documents exactly.
+    search:teacher, search:gen, search:hybrid[@W] are the product itself: the corpus indexed as `genretrieve
+    index` does (chunked, float16, FAISS of the config's index kind) and searched by `genretrieve search`'s code.
     oracle is the ceiling: the teacher's embedding of the backbone's own answer (generated once as training
     does, train.max_new_tokens, and cached); with it, gen-based systems are also shown as a share of it.
     With teacher among the systems, each row gets nDCG@10 minus the teacher's with a paired bootstrap 95% CI.
@@ -83,6 +86,7 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
       genretrieve bench retrieval ~/beir/scifact --limit 100 --systems bm25,teacher,hybrid --out report/
       genretrieve bench retrieval --systems teacher,gen_doc_teacher,oracle         # gen as a share of its ceiling
       genretrieve bench retrieval --systems teacher,hybrid@0.1,hybrid@0.3,hybrid@0.5    # a weight sweep
+      genretrieve bench retrieval --systems teacher,search:teacher    # exact vs the product's own index
       genretrieve bench retrieval --config qwen2.5-coder-1.5b --systems teacher,hybrid@0.2+filter
     """
     from ..config import load_config
@@ -95,8 +99,8 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
     check_systems(chosen or SYSTEMS, SYSTEMS)  # before minutes of model loading
     cfg = load_config(config, search__hybrid_weight=hybrid_weight)
     encoder = None if chosen == ["bm25"] else load_encoder(cfg)
-    report = run_retrieval(folder, encoder, chosen, limit, cfg.search.hybrid_weight, log=lambda msg: err.print(msg) if err.is_terminal else None,
-                           oracle_tokens=cfg.train.max_new_tokens, oracle_batch=cfg.train.gen_batch_size)
+    report = run_retrieval(folder, encoder, chosen, limit, config=cfg,
+                           log=lambda msg: err.print(msg) if err.is_terminal else None)
     emit(report, out_dir, json, write_report, lambda: [retrieval_table(report)])
 
 
@@ -104,7 +108,7 @@ def retrieval(folder: Optional[str] = typer.Argument(None, help="BEIR folder (co
 @handle_errors
 def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmful queries (.txt, .jsonl or .csv) [default: AdvBench, 520 prompts]."),
            limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (passages are generated for those only)."),
-           systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all; teacher always runs]."),
+           systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated systems [default: all but search:MODE, plus gen+filter; teacher always runs]."),
            hybrid_weight: Optional[float] = HybridWeightOpt, out_dir: Optional[str] = ReportOpt,
            filter_only: bool = typer.Option(False, "--filter-only", help="Only the filter: block rate per set and added "
                                             "latency, no corpus written, no systems ranked."),
@@ -112,9 +116,11 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
     """Safety (AdvBench-IR protocol): how often a harmful query retrieves the harmful passage written for it.
 
     Top-k accuracy (the query's own passage in the top k) and any-harm@k, k = 1, 5, 20, 100; lower is safer.
-    Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, hybrid (as `search --mode hybrid`; hybrid@W for
-    weight W); X+filter is X behind the adapter's safety probe (default: gen+filter). The packaged SmolLM2 writes one passage per
-    query once (cached), whichever backbone is measured; a full run generates 520 passages on first use.
+    Systems: teacher, backbone_mean, hyde, gen, gen_doc_gen, hybrid (hybrid@W for weight W), their query vectors
+    computed by the code `genretrieve search` runs; search:teacher, search:gen, search:hybrid: the product's own
+    index and search over the same passages (on request only); X+filter is X behind the adapter's safety probe
+    (default: gen+filter). The packaged SmolLM2 writes one passage per query once (cached), whichever
+    backbone is measured; a full run generates 520 passages on first use.
     The filter is also measured per set: the share blocked of the harmful queries and of each benign set
     (dev-set questions, the held-out natural and borderline questions), and the latency it adds.
 
@@ -131,7 +137,7 @@ def safety(queries: Optional[str] = typer.Option(None, "--queries", help="Harmfu
 
     cfg = load_config(config, search__hybrid_weight=hybrid_weight)
     encoder = load_encoder(cfg)
-    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, hybrid_weight=cfg.search.hybrid_weight,
+    report = run_safety(encoder, queries, systems.split(",") if systems else None, limit, config=cfg,
                         log=lambda msg: err.print(msg) if err.is_terminal else None, filter_only=filter_only)
     emit(report, out_dir, json, write_report,
          lambda: ([safety_table(report)] if report["systems"] else []) + [filter_table(report)])

@@ -6,7 +6,9 @@ waits for. Per-query nDCG@10 is kept in the report, and each system's difference
 teacher gets a paired bootstrap CI over those queries, so "better" means beyond noise. When the
 oracle runs, every gen-based system is also reported as a share of its oracle twin (the same
 system with the oracle's vector in place of the response embedding; for gen, the oracle itself):
-how much of what this backbone's answers allow the student has learnt.
+how much of what this backbone's answers allow the student has learnt. The settings a search
+would use (hybrid weight, index kind and chunking, the oracle's generation settings) come from
+the config; `search:MODE` rows are the product itself, beside the exact systems.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import SearchConfig, TrainConfig
+from ..config import Config, load_config
 from ..errors import UsageError
-from ..safety import SafetyProbe, load_probe
+from ..safety import SafetyProbe, load_probe, probe_flags
 from .beir import doc_text, load_beir
 from .metrics import mean, mrr_at_k, ndcg_at_k, paired_bootstrap, recall_at_k
 from .report import write_report as report_files
-from .systems import DOC_SPACE, FILTER, GEN_BASED, SYSTEMS, Workspace, blocked, check_systems, probe_flags, split_system
+from .systems import DOC_SPACE, FILTER, GEN_BASED, SYSTEMS, Workspace, blocked, check_systems, split_system
 
 DEVSET = Path(__file__).resolve().parent.parent / "data" / "devset"
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -48,25 +50,37 @@ def adapter_probe(encoder) -> SafetyProbe:
 
 
 def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | None = None, limit: int | None = None,
-                  hybrid_weight: float = SearchConfig.hybrid_weight, latency_queries: int = 20,
-                  log: Callable[[str], None] | None = None, oracle_tokens: int = TrainConfig.max_new_tokens, oracle_batch: int = 16) -> dict:
+                  hybrid_weight: float | None = None, latency_queries: int = 20,
+                  log: Callable[[str], None] | None = None, oracle_tokens: int | None = None,
+                  oracle_batch: int | None = None, config: Config | str | None = None) -> dict:
     """Score each system on the folder's queries (the shipped dev set when folder is None).
 
-    `oracle_tokens` and `oracle_batch` must be the training generation settings (train.max_new_tokens,
-    train.gen_batch_size) so the oracle's answers are the ones a student of this backbone is trained on.
+    Settings come from `config` (search.hybrid_weight, the index section, and train.max_new_tokens /
+    train.gen_batch_size, so the oracle's answers are the ones a student of this backbone is trained
+    on); `hybrid_weight`, `oracle_tokens` and `oracle_batch` override them.
     """
     systems = list(systems or SYSTEMS)
     check_systems(systems, SYSTEMS)
     if encoder is None and any(s != "bm25" for s in systems):
         raise UsageError("only bm25 runs without an encoder")
+    config = load_config(config, search__hybrid_weight=hybrid_weight, train__max_new_tokens=oracle_tokens,
+                         train__gen_batch_size=oracle_batch)
     data = load_beir(folder or DEVSET, limit=limit)
     doc_ids = list(data.corpus)
-    workspace = Workspace(encoder, [doc_text(data.corpus[d]) for d in doc_ids], hybrid_weight,
-                          oracle_tokens=oracle_tokens, oracle_batch=oracle_batch)
+    workspace = Workspace(encoder, [doc_text(data.corpus[d]) for d in doc_ids], config)
+    try:
+        return _run(workspace, data, str(folder or DEVSET), limit, systems, latency_queries, log)
+    finally:
+        workspace.close()  # the temporary index of the search:MODE systems
+
+
+def _run(workspace: Workspace, data, path: str, limit: int | None, systems: list[str], latency_queries: int,
+         log) -> dict:
+    encoder, doc_ids = workspace.encoder, list(data.corpus)
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
-    report = {"dataset": {"name": data.name, "path": str(folder or DEVSET), **data.stats},
-              "settings": {"hybrid_weight": hybrid_weight, "limit": limit, "latency_queries": min(latency_queries, len(qids)),
+    report = {"dataset": {"name": data.name, "path": path, **data.stats},
+              "settings": {"hybrid_weight": workspace.w, "limit": limit, "latency_queries": min(latency_queries, len(qids)),
                            "top_k": workspace.k},
               "machine": {"cpus": os.cpu_count()}, "encoder": describe_encoder(encoder), "systems": {}, "per_query": {}}
     probe, flags = None, None
@@ -76,8 +90,7 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
             log(f"{system}: encoding and ranking {len(texts)} queries")
         unfiltered = system.removesuffix(FILTER)
         space = DOC_SPACE[split_system(system)[0]]
-        if space != "bm25":
-            workspace.doc_matrix(space)  # document encoding is timed apart from the queries
+        workspace.prepare(space)  # document encoding (or indexing) is timed apart from the queries
         start = time.perf_counter()
         ranked = [[doc_ids[i] for i in row] for row in workspace.rank(unfiltered, texts)]
         if unfiltered != system:
@@ -112,8 +125,10 @@ def run_retrieval(folder: str | Path | None, encoder, systems: Sequence[str] | N
         report["per_query"][system] = dict(zip(qids, scores["ndcg@10"]))
     compare(report)
     if workspace.oracle_stats:
-        report["oracle"] = {"max_new_tokens": oracle_tokens, "greedy": True, "chat_template": True,
-                            **workspace.oracle_stats}
+        report["oracle"] = {"max_new_tokens": workspace.config.train.max_new_tokens, "greedy": True,
+                            "chat_template": True, **workspace.oracle_stats}
+    if workspace.doc_seconds.get("index") is not None:
+        report["index"] = workspace.indexed().describe()
     report["doc_encode_s"] = dict(workspace.doc_seconds)
     try:
         import torch
@@ -153,6 +168,14 @@ def oracle_text(row: dict) -> str:
     return "-" if share is None else f"{share:.0%}"
 
 
+def index_note(index: dict) -> str:
+    """What the search:MODE rows ran on: the product's own index of the corpus."""
+    return (f"search:MODE: the corpus indexed as `genretrieve index` does ({index['files']} files, {index['chunks']} "
+            f"chunks of up to {index['chunk_tokens']} tokens, {index['chunk_overlap']:.0%} overlap, {index['doc_encoder']} "
+            f"documents, {index['storage']} vectors, FAISS {index['kind']} (index.kind {index['configured_kind']})) and "
+            "searched by `genretrieve search --mode MODE`; a document ranks at its best chunk.")
+
+
 def retrieval_table(report: dict):
     from rich.table import Table
 
@@ -169,7 +192,8 @@ def retrieval_table(report: dict):
     encode = ", ".join(f"{space} {s:.1f} s" for space, s in report.get("doc_encode_s", {}).items())
     table.caption = (f"hybrid weight {report['settings']['hybrid_weight']}; document encoding: {encode}; CI: paired "
                      f"bootstrap over queries ({RESAMPLES} resamples); gen / oracle: nDCG@10 as a share of the same "
-                     "system with the oracle's vector in place of gen's")
+                     "system with the oracle's vector in place of gen's"
+                     + (f"; {index_note(report['index'])}" if "index" in report else ""))
     return table
 
 
@@ -188,6 +212,8 @@ def markdown(report: dict) -> str:
         latency = "-" if row["query_latency_ms"] is None else f"{row['query_latency_ms']:.1f}"
         lines.append(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS)
                      + f" | {delta_text(row)} | {oracle_text(row)} | {latency} | {row['queries_s']:.1f} | {row['doc_space']} |")
+    if "index" in report:
+        lines += ["", index_note(report["index"])]
     lines += ["", "Document encoding: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["doc_encode_s"].items()),
               "", f"CI: paired bootstrap of per-query nDCG@10 differences to the teacher, {RESAMPLES} resamples of the "
               f"queries, seed {SEED}, percentile 95% interval."]

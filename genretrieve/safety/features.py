@@ -1,30 +1,20 @@
-"""The filter's inputs for a batch of queries, computed the one way search, benchmarks and fitting share.
+"""The filter's verdict on a batch of queries, from the features search computes anyway.
 
-`gen` and `states` come out of the same forward pass (GenEncoder.encode_queries_with_states), so a
-search that computes gen gets the state for free; one that does not (teacher mode) pays one gen
+The features are query blocks (teacher, gen, states) from genretrieve.query_vectors, the code
+search, the benchmarks and fitting share: `gen` and `states` come out of one forward pass, so a
+search that computes gen gets the states for free; one that does not (teacher mode) pays one gen
 pass for a probe that reads gen or states. Vectors a caller already has are reused, never
-recomputed. Features use the adapter's default query instruction, the one the probe was fitted on.
+recomputed. Gen uses the adapter's configured query instruction, the one the probe was fitted on.
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-def query_features(encoder, texts: list[str], needs, have: dict | None = None) -> dict[str, np.ndarray]:
-    """{block: (n, width)} for each block in `needs`, taking what `have` holds already."""
-    values = {k: v for k, v in (have or {}).items() if v is not None}
-    missing = [n for n in needs if n not in values]
-    if "states" in missing:
-        values["gen"], values["states"] = encoder.encode_queries_with_states(texts)
-    elif "gen" in missing:
-        values["gen"] = encoder.encode_queries(texts)
-    if "teacher" in missing:
-        values["teacher"] = encoder.teacher.encode(texts)
-    return values
+from ..query_vectors import encode
 
 
 def probe_scores(probe, encoder, texts: list[str], have: dict | None = None) -> np.ndarray:
-    return probe.scores(query_features(encoder, texts, probe.needs, have))
+    return probe.scores(encode(encoder, texts, probe.needs, have))
 
 
 def probe_flags(probe, encoder, texts: list[str], have: dict | None = None) -> np.ndarray:

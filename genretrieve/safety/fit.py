@@ -19,9 +19,9 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..models.assets import home
+from ..query_vectors import encode
 from .calibrate import threshold_for
 from .data import FitData, fitting_data, natural
-from .features import query_features
 from .probe import BLOCKS, SafetyProbe, auroc, standardised_probe
 
 CANDIDATES = ("states", "gen", "teacher", "states+teacher", "gen+teacher", "states+gen+teacher")
@@ -30,7 +30,7 @@ VALIDATION = 0.25
 
 
 def features_for(encoder, texts: list[str], cache_dir: Path | None = None, report=None) -> dict[str, np.ndarray]:
-    """Every block for every text, through features.query_features (the code search uses).
+    """Every block for every text, through query_vectors.encode (the code search uses).
 
     Cached per adapter and text in one file: a refit after adding texts encodes only the new ones."""
     adapter = encoder.adapter.fingerprint() if hasattr(encoder, "adapter") else encoder.card.get("fingerprint", "")
@@ -48,7 +48,7 @@ def features_for(encoder, texts: list[str], cache_dir: Path | None = None, repor
     new: dict[str, list] = {name: [] for name in BLOCKS}
     step = 256
     for start in range(0, len(missing), step):
-        batch = query_features(encoder, missing[start:start + step], BLOCKS)
+        batch = encode(encoder, missing[start:start + step], BLOCKS)
         for name in BLOCKS:
             new[name].append(batch[name])
         if report:
