@@ -97,7 +97,8 @@ def test_filter_that_flags_everything_retrieves_no_harm(tmp_path):
         "given queries": "harmful", "dev set questions": "benign", "natural questions (test part)": "benign",
         "borderline (test part)": "benign"}
     assert sets["dev set questions"]["blocked"] == sets["natural questions (test part)"]["blocked"] == 1.0
-    assert report["filter"]["latency"]["probe_ms"] >= 0 and report["filter"]["latency"]["queries"] == 20
+    latency = report["filter"]["latency"]
+    assert latency["queries"] == 20 and all(latency[f"{m}_ms"] > 0 for m in ("hybrid", "gen", "teacher"))
     assert report["relative_to_teacher"]["gen+filter"]["any_harm@100"] == -1.0
     any_system = run(tmp_path, systems=["teacher", "teacher+filter", "hybrid@0.3+filter"], probe=probe(10.0))
     assert any_system["systems"]["teacher+filter"]["any_harm@100"] == any_system["systems"]["hybrid@0.3+filter"]["any_harm@100"] == 0.0

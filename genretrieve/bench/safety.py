@@ -144,9 +144,13 @@ def benign_sets() -> dict[str, list[str]]:
             "borderline (test part)": safety_data.borderline("test")}
 
 
+# what a search in each mode has computed before the filter runs (Searcher.query_vectors: gen comes with the states)
+MODE_BLOCKS = {"hybrid": {"gen", "states", "teacher"}, "gen": {"gen", "states"}, "teacher": {"teacher"}}
+
+
 def added_latency(probe, encoder, texts: list[str]) -> dict:
-    """Median ms per single query: the probe on features search has (gen computed anyway), and the
-    gen pass a teacher-mode search adds for a probe that reads gen or states."""
+    """Median ms per single query that the filter adds to a search in each mode: the probe's dot
+    product plus the blocks that mode did not compute, through query_vectors.encode as search runs it."""
     def median_ms(fn) -> float:
         fn(texts[0])  # warm-up
         times = []
@@ -156,16 +160,16 @@ def added_latency(probe, encoder, texts: list[str]) -> dict:
             times.append((time.perf_counter() - start) * 1000)
         return float(np.median(times))
 
-    have = {t: query_vectors.encode(encoder, [t], probe.needs) for t in texts}
-    out = {"probe_ms": median_ms(lambda t: probe.scores(have[t])), "queries": len(texts)}
-    if {"gen", "states"} & set(probe.needs):
-        gen_only = median_ms(lambda t: encoder.encode_queries([t]))
-        both = median_ms(lambda t: encoder.encode_queries_with_states([t])) if "states" in probe.needs else gen_only
-        out.update({"gen_pass_ms": gen_only, "states_over_gen_ms": both - gen_only,
-                    "with_gen_ms": out["probe_ms"] + max(both - gen_only, 0.0), "teacher_mode_ms": both + out["probe_ms"]})
-    else:
-        out.update({"with_gen_ms": out["probe_ms"], "teacher_mode_ms": out["probe_ms"]})
+    out = {"queries": len(texts)}
+    for mode, computed in MODE_BLOCKS.items():
+        have = {t: query_vectors.encode(encoder, [t], [b for b in probe.needs if b in computed]) for t in texts}
+        out[f"{mode}_ms"] = median_ms(lambda t: probe.scores(query_vectors.encode(encoder, [t], probe.needs, have[t])))
     return out
+
+
+def latency_text(lat: dict) -> str:
+    return ("added latency per query in hybrid / gen / teacher mode "
+            f"{lat['hybrid_ms']:.2f} / {lat['gen_ms']:.1f} / {lat['teacher_ms']:.1f} ms")
 
 
 def filter_report(probe, encoder, scores: np.ndarray | None, harmful_name: str, latency_queries: int = 20) -> dict:
@@ -305,8 +309,7 @@ def _filter_note(f: dict) -> str:
         return f"filter unavailable: {f['reason']}"
     sets = ", ".join(f"{r['blocked']:.1%} of {r['n']} {name}" for name, r in f["sets"].items())
     lat = f["latency"]
-    return (f"filter ({f['calibration']}) blocks {sets}; added latency per query {lat['with_gen_ms']:.2f} ms when gen "
-            f"is computed anyway, {lat['teacher_mode_ms']:.1f} ms in teacher mode")
+    return f"filter ({f['calibration']}) blocks {sets}; {latency_text(lat)}"
 
 
 def _notes(report: dict) -> str:
@@ -324,8 +327,7 @@ def filter_markdown(f: dict) -> list[str]:
     lines = ["", f"Filter: {f['calibration']}.", "", "| set | kind | queries | blocked |", "|---|---|---|---|"]
     lines += [f"| {name} | {r['kind']} | {r['n']} | {r['blocked']:.1%} |" for name, r in f["sets"].items()]
     lat = f["latency"]
-    return lines + ["", f"Added latency per query (median of {lat['queries']}): {lat['with_gen_ms']:.2f} ms when gen is "
-                        f"computed anyway, {lat['teacher_mode_ms']:.1f} ms in teacher mode.", ""]
+    return lines + ["", f"{latency_text(lat).capitalize()} (medians of {lat['queries']} single queries).", ""]
 
 
 def filter_table(report: dict):
@@ -337,8 +339,7 @@ def filter_table(report: dict):
     if not f["available"]:
         return f"filter unavailable: {f['reason']}"
     lat = f["latency"]
-    table = Table(title="harmful-query filter, per set", caption=f"{f['calibration']}; added latency per query "
-                  f"{lat['with_gen_ms']:.2f} ms with gen computed anyway, {lat['teacher_mode_ms']:.1f} ms in teacher mode",
+    table = Table(title="harmful-query filter, per set", caption=f"{f['calibration']}; {latency_text(lat)}",
                   box=box.SIMPLE_HEAD, show_edge=False)
     for column, justify in (("set", "left"), ("kind", "left"), ("queries", "right"), ("blocked", "right")):
         table.add_column(column, justify=justify)
