@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..index.build import build_index
+from ..index.vectors import VectorIndex
 from ..search import Searcher
 
 
@@ -44,7 +45,8 @@ class IndexedCorpus:
     def describe(self) -> dict:
         index = self.config.index
         vectors = self.searcher.vectors
-        kind = vectors.effective_kind() if hasattr(vectors, "effective_kind") else index.kind
+        # what "auto" resolved to; the on-disk kinds are always named explicitly
+        kind = vectors.kind if isinstance(vectors, VectorIndex) else index.kind
         return {"chunks": self.summary.chunks_total, "files": self.summary.files_indexed, "kind": kind,
                 "configured_kind": index.kind, "doc_encoder": index.doc_encoder, "chunk_tokens": index.chunk_tokens,
                 "chunk_overlap": index.chunk_overlap, "storage": "float16", "build_s": round(self.summary.seconds, 1)}
