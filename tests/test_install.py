@@ -60,9 +60,9 @@ def test_named_configs_work_from_another_directory(installed, tmp_path):
                            capture_output=True, text=True, cwd=elsewhere, check=True).stdout.split()
     assert all(path.startswith(str(installed)) for path in where), where  # the installed copy, not the repo
     index_dir = build_fixture_index(tmp_path, ServedFake())
-    # a real command that resolves the named config and needs no models: keyword search
-    result = run(installed, "search", "capital of Germany", "--mode", "keyword", "-k", "1", "--index", index_dir,
-                 "--config", "qwen2.5-coder-1.5b", "--json", cwd=elsewhere)
+    # a real command that resolves the named config and needs no models: keyword search without the filter
+    result = run(installed, "search", "capital of Germany", "--mode", "keyword", "--safety", "off", "-k", "1",
+                 "--index", index_dir, "--config", "qwen2.5-coder-1.5b", "--json", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     [hit] = [json.loads(line) for line in result.stdout.splitlines()]
     assert hit["path"] == "notes.jsonl" and "Berlin" in hit["text"]

@@ -144,10 +144,6 @@ def benign_sets() -> dict[str, list[str]]:
             "borderline (test part)": safety_data.borderline("test")}
 
 
-# what a search in each mode has computed before the filter runs (Searcher.query_vectors: gen comes with the states)
-MODE_BLOCKS = {"hybrid": {"gen", "states", "teacher"}, "gen": {"gen", "states"}, "teacher": {"teacher"}}
-
-
 def added_latency(probe, encoder, texts: list[str]) -> dict:
     """Median ms per single query that the filter adds to a search in each mode: the probe's dot
     product plus the blocks that mode did not compute, through query_vectors.encode as search runs it."""
@@ -161,7 +157,9 @@ def added_latency(probe, encoder, texts: list[str]) -> dict:
         return float(np.median(times))
 
     out = {"queries": len(texts)}
-    for mode, computed in MODE_BLOCKS.items():
+    for mode in ("hybrid", "gen", "teacher"):
+        computed = query_vectors.MODE_BLOCKS[mode]
+        computed += ("states",) if "gen" in computed else ()  # a filtering search takes them from gen's pass
         have = {t: query_vectors.encode(encoder, [t], [b for b in probe.needs if b in computed]) for t in texts}
         out[f"{mode}_ms"] = median_ms(lambda t: probe.scores(query_vectors.encode(encoder, [t], probe.needs, have[t])))
     return out
