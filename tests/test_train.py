@@ -157,3 +157,23 @@ def test_the_shipped_answers_cover_the_default_training_queries():
     assert {q["text"] for q in queries} <= {r["query"] for r in rows}
     assert {r["settings"] for r in rows} == {json.dumps(answer_settings(TrainConfig().max_new_tokens))}
     assert len({r["backbone"] for r in rows}) == 1
+
+
+def test_default_training_queries_add_the_natural_fit_part_only():
+    from genretrieve.bench.beir import load_beir
+    from genretrieve.bench.retrieval import DEVSET
+    from genretrieve.config import Config
+    from genretrieve.safety.data import natural
+    from genretrieve.train.run import choose_queries
+
+    queries, source = choose_queries(Config(), None)
+    texts = {q["text"] for q in queries}
+    assert set(natural("fit")) <= texts and source["natural_questions"] > 900
+    assert texts.isdisjoint(natural("calibrate") + natural("test"))  # they measure the filter
+    assert texts.isdisjoint(load_beir(DEVSET).queries.values())  # the dev set stays unseen
+    config = Config()
+    config.train.natural_questions = False
+    pool_only, _ = choose_queries(config, None)
+    assert len(pool_only) == config.train.max_queries and len(queries) == len(pool_only) + source["natural_questions"]
+    own, _ = choose_queries(Config(), [{"text": "what is a tuple?"}])  # a user's queries are theirs alone
+    assert [q["text"] for q in own] == ["what is a tuple?"]

@@ -5,7 +5,11 @@ fit the ridge readout on the first N answered pool queries (in the order `genret
 picks them; answers from the response cache, so run `genretrieve train` or ship answers first),
 choose lambda on 150 held-out queries, and score gen (teacher-encoded documents) on the packaged
 dev set beside the teacher and the oracle (teacher embedding of the backbone's own answer).
+With --natural, each size is also fitted with the natural questions' fit part added (real
+questions from packaged FAQs and help pages, genretrieve.safety.data; none from the dev set's
+Debian FAQ), answered as training answers are (generated once into the response cache).
     python tools/learning_curve.py --sizes 250,500,1000,2000 --token-init prompt,random
+    python tools/learning_curve.py --sizes 0,995,3946 --token-init prompt --natural
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from genretrieve.bench.retrieval import DEVSET
 from genretrieve.config import load_config
 from genretrieve.models.assets import home
 from genretrieve.models.load import load_encoder
+from genretrieve.safety.data import natural
 from genretrieve.train.evaluate import heldout_metrics, normalise
 from genretrieve.train.fit import predict, ridge
 from genretrieve.train.responses import ResponseCache, answer_settings, ensure_responses, response_key
@@ -47,6 +52,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="250,500,1000,2000")
     parser.add_argument("--token-init", default="prompt,random")
     parser.add_argument("--config", default=None)
+    parser.add_argument("--natural", action="store_true", help="also fit each size with the natural questions added")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     data = load_beir(DEVSET)
@@ -73,18 +79,26 @@ def main() -> None:
         held, train = pairs[:HELDOUT], pairs[HELDOUT:]
         sizes_here = [n for n in sizes if n <= len(train)]
         n_max = max(sizes_here)
-        features = encoder.mean_states([q for q, _ in train[:n_max]] + [q for q, _ in held])
-        targets = encoder.teacher.encode([a for _, a in train[:n_max]] + [a for _, a in held])
+        extra = natural("fit") if args.natural else []
+        extra_answers = ensure_responses(encoder, extra, cache, config.train.max_new_tokens,
+                                         config.train.gen_batch_size)[0] if extra else []
+        features = encoder.mean_states([q for q, _ in train[:n_max]] + [q for q, _ in held] + extra)
+        targets = encoder.teacher.encode([a for _, a in train[:n_max]] + [a for _, a in held] + extra_answers)
+        n_held = n_max + HELDOUT
+        held_x, held_y, extra_x, extra_y = features[n_max:n_held], targets[n_max:n_held], features[n_held:], targets[n_held:]
         dev_features = encoder.mean_states(texts)
         for n in sizes_here:
-            trials = []
-            for lam in config.train.ridge_lambdas:
-                fit = ridge(features[:n], targets[:n], lam)
-                trials.append((heldout_metrics(predict(features[n_max:], fit), targets[n_max:], targets[:n].mean(0)), lam, fit))
-            metrics, lam, fit = max(trials, key=lambda t: (t[0]["top1"], t[0]["cosine"]))
-            gen = ndcg(predict(dev_features, fit))
-            print(json.dumps({"token_init": init, "queries": n, "lambda": lam, "heldout_top1": round(metrics["top1"], 3),
-                              "gen_ndcg@10": round(gen, 4), "gen/oracle": round(gen / reference["oracle"], 3)}), flush=True)
+            for added in [a for a in ([0, len(extra)] if extra else [0]) if n + a]:  # size 0 + natural: natural alone
+                x, y = np.concatenate([features[:n], extra_x[:added]]), np.concatenate([targets[:n], extra_y[:added]])
+                trials = []
+                for lam in config.train.ridge_lambdas:
+                    fit = ridge(x, y, lam)
+                    trials.append((heldout_metrics(predict(held_x, fit), held_y, y.mean(0)), lam, fit))
+                metrics, lam, fit = max(trials, key=lambda t: (t[0]["top1"], t[0]["cosine"]))
+                gen = ndcg(predict(dev_features, fit))
+                print(json.dumps({"token_init": init, "queries": n, "natural_added": added, "lambda": lam,
+                                  "heldout_top1": round(metrics["top1"], 3), "gen_ndcg@10": round(gen, 4),
+                                  "gen/oracle": round(gen / reference["oracle"], 3)}), flush=True)
 
 
 if __name__ == "__main__":

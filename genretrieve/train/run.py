@@ -34,12 +34,22 @@ REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will
 
 
 def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dict], dict]:
-    if queries is None:
+    """The training queries: a hash-ordered sample of the packaged pool (`train.max_queries`) plus, with
+    `train.natural_questions`, the natural questions' fit part; or the user's own queries, sampled alike."""
+    packaged = queries is None
+    if packaged:
         queries, source = load_pool(POOL), {"pool": str(POOL.name), "sha256": hashlib.sha256(POOL.read_bytes()).hexdigest()}
     else:
         source = {"file": "user queries", "sha256": hashlib.sha256("\n".join(q["text"] for q in queries).encode()).hexdigest()}
     if len(queries) > config.train.max_queries:
         queries = [queries[i] for i in sorted(hash_order(queries, config.train.seed)[:config.train.max_queries])]
+    if packaged and config.train.natural_questions:
+        # the calibrate and test parts stay out: they measure the safety filter on questions it never saw
+        from ..safety.data import natural
+
+        taken = {q["text"] for q in queries}
+        extra = [{"id": f"natural-{i}", "text": t, "source": "natural"} for i, t in enumerate(natural("fit")) if t not in taken]
+        queries, source = queries + extra, {**source, "natural_questions": len(extra)}
     return queries, {**source, "n": len(queries)}
 
 
