@@ -58,7 +58,7 @@ class SearchConfig:
     k: int = 10
     mode: str = "teacher"  # gen | teacher | keyword | hybrid: the measured best on the embedded defaults (README)
     hybrid_weight: float = 0.1  # w in (1 - w)·teacher + w·gen
-    safety: str = "warn"  # off | warn | block: warn since the probe met its targets (README, "The harmful-query filter")
+    safety: str = "off"  # off | warn | block: off until the shipped probe meets all its targets (README)
 
 
 @dataclass
