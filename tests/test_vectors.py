@@ -253,3 +253,15 @@ def test_in_memory_ivf_probes_what_ivf_params_says(data, tmp_path):
     assert IndexFolder(folder.path, readonly=True).vector_index(gpu=False).nprobe == nprobe
     assert build("ivf", ids, x).search(q, 10)[1].tolist() == \
         VectorIndex.build(ids, x, "ivf", DIM, nprobe=nprobe).search(q, 10)[1].tolist()
+
+
+def test_exact_top_k_ranks_equal_scores_by_id_whatever_the_block_order():
+    from genretrieve.index.vectors import exact_top_k
+
+    q = np.array([[1.0, 0.0]], np.float32)
+    same = np.array([[1.0, 0.0]], np.float32)
+    blocks = [(np.array([9]), same), (np.array([3]), same), (np.array([5]), np.array([[0.5, 0.0]], np.float32)),
+              (np.array([7]), same)]
+    for order in (blocks, blocks[::-1]):
+        scores, ids = exact_top_k(q, 3, order)
+        assert ids.tolist() == [[3, 7, 9]] and scores.tolist() == [[1.0, 1.0, 1.0]]

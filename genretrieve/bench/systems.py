@@ -27,6 +27,7 @@ import torch
 
 from ..config import Config, load_config
 from ..errors import UsageError
+from ..index.vectors import best_k
 from ..models.assets import home
 from ..models.batching import length_sorted_batches
 from ..query_vectors import MODE_BLOCKS, encode, hyde, mode_vector, oracle
@@ -96,14 +97,8 @@ def backbone_mean(encoder, texts: Sequence[str]) -> np.ndarray:
 
 
 def top_k(scores: np.ndarray, k: int) -> list[list[int]]:
-    """Indices of the k best scores per row, best first (ties broken by document order)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    rows = []
-    for row, cand in zip(scores, part):
-        order = np.lexsort((cand, -row[cand]))
-        rows.append(cand[order].tolist())
-    return rows
+    """Indices of the k best scores per row, best first (ties broken by document order), as the index's exact search ranks."""
+    return best_k(scores, np.arange(scores.shape[1]), min(k, scores.shape[1]))[1].tolist()
 
 
 def rrf(runs: Sequence[Sequence[Sequence]], k: int = 100, c: int = 60) -> list[list]:

@@ -209,18 +209,26 @@ def kind_of(index: faiss.Index) -> str:
     return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
 
 
+def best_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (scores, ids) of each row, best first, equal scores in id order (so results never
+    depend on the order rows were scored in); `ids` is one row of ids for all rows, or one per row."""
+    ids = np.broadcast_to(ids, scores.shape)
+    if k <= 0:
+        return scores[:, :0], ids[:, :0]
+    if scores.shape[1] > k:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        scores, ids = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+    order = np.lexsort((ids, -scores), axis=1)
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+
 def exact_top_k(q: np.ndarray, k: int, blocks) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner products over (ids, vectors) blocks, keeping only a running top k (bounded memory)."""
     best_s, best_i = np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
     for ids, vecs in blocks:
-        s = np.hstack([best_s, q @ vecs.astype(np.float32).T])
-        i = np.hstack([best_i, np.broadcast_to(ids, (len(q), len(ids)))])
-        if s.shape[1] > k:  # keep only the running top k
-            top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            s, i = np.take_along_axis(s, top, 1), np.take_along_axis(i, top, 1)
-        best_s, best_i = s, i
-    order = np.argsort(-best_s, axis=1, kind="stable")
-    return _pad(np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1), k)
+        best_s, best_i = best_k(np.hstack([best_s, q @ vecs.astype(np.float32).T]),
+                                np.hstack([best_i, np.broadcast_to(ids, (len(q), len(ids)))]), k)
+    return _pad(best_s, best_i, k)
 
 
 def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
