@@ -10,9 +10,10 @@ features from the same passes: the adapter states come with gen, and only what t
 compute is added.
 
 A Searcher opens the index read-only and may live long while `genretrieve index` runs change it:
-each search checks the manifest (rewritten at the end of every run, replaced by a --rebuild) and
-the store's generation, reloading what changed, and FAISS hits are joined to chunk rows by id,
-so a chunk deleted meanwhile is dropped instead of shifting the others' scores.
+each search checks the manifest (rewritten at the end of every run, with the FAISS files derived
+from SQLite; replaced by a --rebuild) and reopens the folder when it changed; FAISS hits are
+joined to chunk rows by id, so a chunk deleted meanwhile is dropped instead of shifting the
+others' scores.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class Searcher:
     def __init__(self, index_dir: Path, encoder=None, config=None):
         self.index_dir, self.encoder, self.config = Path(index_dir), encoder, config
         self.folder = self._open()
-        self._vectors, self._generation = None, None
+        self._vectors = None
         # the adapter's probe, with a user calibration from the index folder (or the adapter's) in force
         self.probe = load_probe(encoder.card.get("path"), index_dir) if encoder is not None else None
 
@@ -89,17 +90,15 @@ class Searcher:
         return folder
 
     def refresh(self) -> None:
-        """Notice a new index generation: a rewritten manifest reopens the folder, a new generation reloads FAISS."""
+        """Notice a finished index run: the FAISS files are derived only at the end of a run, with the manifest
+        rewritten, so a rewritten manifest reopens the folder (and FAISS); chunks committed meanwhile are joined by id."""
         if _stat(self.index_dir / MANIFEST) != self._manifest_stat:
             self.folder.close()
             self.folder, self._vectors = self._open(), None
-        if self.folder.store.generation() != self._generation:
-            self._vectors = None
 
     @property
     def vectors(self):
         if self._vectors is None:
-            self._generation = self.folder.store.generation()
             self._vectors = self.folder.vector_index()
         return self._vectors
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import re
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import datasets, query_vectors
+from ..atomic import write_text
 from ..config import Config, load_config
 from ..errors import UsageError
 from ..models.assets import home
@@ -121,9 +121,7 @@ def harmful_corpus(writer: tuple[str, Generate], queries: list[str], cache_dir: 
         passages.append({"query": query, "title": title, "words": len(body.split()), "chunks": len(pieces),
                          "refusal": bool(REFUSAL.search(text))})
     corpus = {"backbone": fp, "settings": PASSAGE, "passages": passages, "chunks": chunks}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(corpus, ensure_ascii=False))
-    os.replace(tmp, path)  # atomic: a reader never sees half a corpus
+    write_text(path, json.dumps(corpus, ensure_ascii=False))  # a reader never sees half a corpus
     return {**corpus, "path": str(path), "generation": stats}
 
 
