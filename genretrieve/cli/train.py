@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..ui import handle_errors, out, print_json
+from ..ui import err, handle_errors, out, print_json
 from . import ConfigOpt, JsonOpt, _encoder, app
 
 
@@ -31,7 +31,7 @@ def train(out_dir: Path = typer.Option(Path("adapters/default"), "--out", "-o", 
     Use an adapter with a config: model.adapter: adapters/mine
     """
     from ..config import load_config
-    from ..errors import UsageError
+    from ..errors import GenretrieveError, UsageError
     from ..query_file import read_query_file
     from ..train.run import train_adapter
     from ..ui import progress
@@ -43,7 +43,11 @@ def train(out_dir: Path = typer.Option(Path("adapters/default"), "--out", "-o", 
     encoder = _encoder(cfg)
     if from_index:
         from ..train.doc2query import queries_from_index
-        user_queries = queries_from_index(encoder, from_index, cfg.train.max_queries, cfg.train.seed)
+        user_queries, asked = queries_from_index(encoder, from_index, cfg.train.max_queries, cfg.train.seed)
+        err.print(f"doc2query: {asked['questions']} of {asked['chunks']} chunks gave a question")
+        if len(user_queries) < 2:
+            raise GenretrieveError(f"the LLM wrote a usable question for {asked['questions']} of {asked['chunks']} "
+                                   "chunks: too few to train on; use --queries FILE or a larger backbone (--config)")
     with progress() as bar:
         task = bar.add_task("training", total=None)
 
