@@ -3,17 +3,22 @@
 The safety probe's natural negatives came from two programming FAQs (Python, Perl); a filter fitted
 on them learned what programmers ask, and then false-flagged ~4% of the natural questions of a
 domain it had not seen. So the negatives come from as many domains as Debian 12 ships FAQs for
-(`apt-get download`, cached with provenance by genretrieve.datasets), so that the probe learns
-harm, not the phrasing of one domain: hobbies and science (genealogy: Gramps; astronomy: KStars;
-panorama photography: Hugin; type design: FontForge; children's drawing: Tux Paint; amateur radio:
-Xastir), games (Freeciv, Dungeon Crawl, GNU Backgammon, XBoard chess, MAME arcade emulation),
-video (MPlayer, ffmpeg), money (KMyMoney), printers and UPS power (HPLIP, NUT), mail, news and
-chat (KMail, Sylpheed, bogofilter, fetchmail, slrn, irssi, WeeChat), the web (w3m, Privoxy, curl,
-Apache TLS), disks and time (cryptsetup, chrony), terminals, shells, editors and file managers
-(xterm, zsh, screen, nano, Midnight Commander, AUCTeX), databases (SQLite), version control (git)
-and the GNOME desktop's user help. No Debian-project documentation is used (the Debian FAQ, its
-reference or handbook): the retrieval dev set is built from the Debian FAQ. Questions that copy or
-lightly edit a dev-set query, a borderline prompt or an AdvBench prompt (when cached) are dropped.
+(`apt-get download`, cached with provenance by genretrieve.datasets), so that the probe learns harm,
+not the phrasing of one domain: hobbies and science (genealogy: Gramps; astronomy: KStars; panorama
+photography: Hugin; type design and font licensing: FontForge, the OFL FAQ; children's drawing: Tux
+Paint; amateur radio: Xastir, WSJT-X; statistics: R; graphs: Graphviz; maps: Marble; mobile phones:
+Gammu), games (Freeciv, Dungeon Crawl, GNU Backgammon, XBoard chess, KDE's games, Armagetron, MAME
+and openMSX emulation), video, audio and scanning (MPlayer, ffmpeg, Kwave, abcde CD ripping, SANE),
+money and reminders (KMyMoney, KAlarm), printers and UPS power (HPLIP, NUT), backups, RAID and open
+files (Borg, restic, rdiff-backup, dar, Bacula, XZ, mdadm, lsof), mail, news and chat (KMail,
+Sylpheed, Claws Mail, bogofilter, fetchmail, slrn, leafnode, irssi, WeeChat), the web and servers
+(w3m, ELinks, Konqueror, Privoxy, curl, Apache TLS, ProFTPD, vsftpd, dnsmasq), disks and time
+(cryptsetup, chrony), desktops, terminals, shells and editors (Window Maker, IceWM, xterm,
+rxvt-unicode, PuTTY, zsh, fish, tcsh, sudo, screen, nano, JED, Midnight Commander, AUCTeX),
+databases (SQLite), version control and documentation tools (git, CVS, Doxygen) and the GNOME
+desktop's user help. No Debian-project documentation is used (the Debian FAQ, its reference or
+handbook): the retrieval dev set is built from the Debian FAQ. Questions that copy or lightly edit a
+dev-set query, a borderline prompt or an AdvBench prompt (when cached) are dropped.
 
 Rebuild: .venv/bin/python tools/safety_natural.py
 """
@@ -83,6 +88,56 @@ SOURCES = [
     ("chrony", "4.3-2+deb12u3", "GPL-2", ["usr/share/doc/chrony/FAQ.gz"]),
     ("cryptsetup", "2:2.6.1-4~deb12u2", "GPL-2+ with OpenSSL exception", ["usr/share/doc/cryptsetup/FAQ.md.gz"]),
     ("auctex", "12.2-1", "GFDL-NIV-1.3", ["usr/share/doc/auctex/FAQ.gz"]),
+    # statistics, graphs, font licensing, ham radio and mobile phones
+    ("r-doc-html", "4.2.2.20221110-2", "GPL-2", ["usr/share/R/doc/manual/R-FAQ.html"]),
+    ("graphviz-doc", "2.42.2-7+deb12u1", "EPL-1.0",
+     ["usr/share/doc/graphviz/html/FAQ.html", "usr/share/doc/graphviz/fontfaq.txt.gz"]),
+    ("texlive-base", "2022.20230122-3", "OFL-1.1 (amsfonts)",
+     ["usr/share/doc/texlive-doc/fonts/amsfonts/OFL-FAQ.txt.gz"]),
+    ("wsjtx-doc", "2.6.1+repack-1", "GPL-3", ["usr/share/doc/wsjtx/wsjtx-main-2.6.1.html"]),
+    ("gammu-doc", "1.42.0-8", "GPL-2", ["usr/share/doc/gammu/html/faq/index.html"]),
+    # games, maps and reminders (KDE handbooks' "Questions and answers" chapters), emulators
+    *[(pkg, "4:22.12.3-1", "GFDL-1.2+", [f"usr/share/doc/HTML/en/{app}/index.docbook"]) for pkg, app in (
+        ("kubrick", "kubrick"), ("konquest", "konquest"), ("kiriki", "kiriki"), ("kbounce", "kbounce"),
+        ("kolf", "kolf"), ("ksudoku", "ksudoku"), ("knavalbattle", "knavalbattle"), ("kreversi", "kreversi"),
+        ("kshisen", "kshisen"), ("marble-data", "marble"), ("kalarm", "kalarm"))],
+    ("konqueror", "4:22.12.3-1", "GPL-2+", ["usr/share/doc/HTML/en/konqueror/index.docbook"]),
+    ("armagetronad-common", "0.2.9.1.0-3", "GPL-2+", ["usr/share/doc/armagetronad-common/html/faq.html"]),
+    ("openmsx-data", "18.0-1", "GPL", ["usr/share/doc/openmsx-data/manual/faq.html"]),
+    # audio: sound editing, CD ripping, scanners
+    ("kwave", "22.12.3-1", "GFDL-1.2", ["usr/share/doc/HTML/en/kwave/index.docbook"]),
+    ("abcde", "2.9.3-1", "GPL-2+ or Artistic", ["usr/share/doc/abcde/FAQ.gz"]),
+    ("libsane-common", "1.2.1-2", "GPL-2+ with sane exception",
+     ["usr/share/doc/libsane-common/umax/umax.FAQ.gz", "usr/share/doc/libsane-common/plustek/FAQ.gz"]),
+    # backups and disks
+    ("borgbackup-doc", "1.2.4-1", "BSD-3-clause", ["usr/share/doc/borgbackup/html/faq.html"]),
+    ("restic", "0.14.0-1+b5", "BSD-2-clause", ["usr/share/doc/restic/html/faq.html"]),
+    ("rdiff-backup", "2.2.2-1", "GPL-2+", ["usr/share/doc/rdiff-backup/FAQ.adoc.gz"]),
+    ("dar-docs", "2.7.8-2", "GPL-2", ["usr/share/doc/dar-docs/FAQ.html"]),
+    ("bacula-doc", "9.6.7-2", "CC-BY-SA-4.0",
+     ["usr/share/doc/bacula-doc/html/problems/Bacula_Frequently_Asked_Que.html"]),
+    ("mdadm", "4.2-5", "GPL-2+", ["usr/share/doc/mdadm/FAQ.gz"]),
+    ("lsof", "4.95.0-1", "Purdue (BSD-like)", ["usr/share/doc/lsof/00FAQ.gz"]),
+    ("xz-utils", "5.4.1-1+deb12u2", "public domain (docs)", ["usr/share/doc/xz-utils/faq.txt.gz"]),
+    # desktops, terminals, shells, editors and the web
+    ("wmaker-common", "0.95.9-3", "GPL-2+", ["usr/share/doc/wmaker-common/FAQ.gz"]),
+    ("icewm-common", "3.3.1-1", "LGPL-2", ["usr/share/doc/icewm-common/FAQ/IceWM-FAQ.html"]),
+    ("rxvt-unicode", "9.30-2+b4", "GPL-2.0+", ["usr/share/doc/rxvt-unicode/README.FAQ.gz"]),
+    ("putty-doc", "0.78-2+deb12u2", "Expat", ["usr/share/doc/putty-doc/AppendixA.html"]),
+    ("fish-common", "3.6.0-3.1+deb12u1", "GPL-2", ["usr/share/doc/fish/faq.html"]),
+    ("tcsh", "6.24.07-1", "BSD-3-clause", ["usr/share/doc/tcsh/FAQ.gz"]),
+    ("sudo", "1.9.13p3-1+deb12u4", "ISC", ["usr/share/doc/sudo/TROUBLESHOOTING.md.gz"]),
+    ("jed-common", "1:0.99.20~pre.178+dfsg-6", "GPL-2+", ["usr/share/jed/doc/txt/jed_faq.txt"]),
+    ("elinks-doc", "0.13.2-1", "GPL-2", ["usr/share/doc/elinks/faq.txt.gz"]),
+    # servers: FTP, DNS/DHCP, news and mail
+    ("proftpd-doc", "1.3.8+dfsg-4+deb12u5", "GPL-2+", ["usr/share/doc/proftpd-doc/faq.html"]),
+    ("vsftpd", "3.0.3-13+b2", "GPL-2 with SSL exception", ["usr/share/doc/vsftpd/FAQ.gz"]),
+    ("dnsmasq-base", "2.90-4~deb12u2", "GPL-2 or GPL-3", ["usr/share/doc/dnsmasq-base/FAQ.gz"]),
+    ("leafnode", "1.12.0-2", "LGPL-2.1", ["usr/share/doc/leafnode/FAQ.txt.gz"]),
+    ("claws-mail-doc", "4.1.1-2", "GPL-3+", ["usr/share/doc/claws-mail/manual/en/claws-mail-manual.txt.gz"]),
+    # version control and documentation tools
+    ("cvs", "2:1.12.13+real-28+deb12u1", "GPL-2+", ["usr/share/doc/cvs/FAQ.gz"]),
+    ("doxygen-doc", "1.9.4-4", "GPL-2", ["usr/share/doc/doxygen/html/faq.html"]),
 ]
 GNOME_DOCS = ("gnome-user-docs", "43.0-2", "CC-BY-SA-3.0")
 STARTS = re.compile(r"^(how|what|why|can|is|are|does|do|where|when|which|who|should|will|i|my|it|there|may|could|would|"
@@ -111,10 +166,12 @@ def questions(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         line = re.sub(r"::$", "", line.strip())  # asciidoc term lists (gitfaq)
-        # numbering and bullets ("G1.", "3.2", "Q:", "Q01", "+", "? 1.1.") and markdown bold
-        line = re.sub(r"^([A-Z]\d+\.|[\d.()\-*#=:+?\s]+|Q(\d+|[:.]))+\s*", "", line).replace("**", "")
+        # numbering and bullets ("G1.", "A.1.1", "3.2", "Q:", "Q)", "Q01", "+", "? 1.1.") and markdown bold
+        line = re.sub(r"^([A-Z]\d+\.|[A-Z](?=\.\d)|[\d.()\-*#=:+?\s]+|Q(\d+|[:.)]))+\s*", "", line).replace("**", "")
         line = " ".join(line.replace("’", "'").split())
-        if line.endswith("?") and 4 <= len(line.split()) <= 30 and line[0].isupper() and STARTS.match(line):
+        # an unclosed "(" is a sentence that quotes another heading ("... (see Are there binaries for R?")
+        if (line.endswith("?") and 4 <= len(line.split()) <= 30 and line[0].isupper() and STARTS.match(line)
+                and line.count("(") == line.count(")")):
             out.append(line)
     return out
 
