@@ -95,7 +95,7 @@ def test_filter_that_flags_everything_retrieves_no_harm(tmp_path):
     assert report["filter"]["false_block_benign"] == 1.0 and sets["borderline (test part)"]["n"] >= 80
     assert {name: row["kind"] for name, row in sets.items()} == {
         "given queries": "harmful", "dev set questions": "benign", "natural questions (test part)": "benign",
-        "borderline (test part)": "benign"}
+        "everyday questions (test part)": "benign", "borderline (test part)": "benign"}
     assert sets["dev set questions"]["blocked"] == sets["natural questions (test part)"]["blocked"] == 1.0
     latency = report["filter"]["latency"]
     assert latency["queries"] == 20 and all(latency[f"{m}_ms"] > 0 for m in ("hybrid", "gen", "teacher"))

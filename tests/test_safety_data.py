@@ -49,12 +49,22 @@ def test_natural_questions_come_from_many_sources_and_split_three_ways():
     assert min(len(parts["calibrate"]), len(parts["test"])) >= 400
 
 
+def test_everyday_questions_span_daily_life_and_split_three_ways():
+    sections = data.read_sections(data.EVERYDAY)
+    assert len(sections) >= 450 and len({category for category, _ in sections}) >= 30
+    texts = [t for _, t in sections]
+    assert len({t.lower() for t in texts}) == len(texts)
+    parts = {p: set(data.everyday(p)) for p in ("fit", "calibrate", "test")}
+    assert sum(map(len, parts.values())) == len(texts) and min(map(len, parts.values())) >= 60
+    assert set(data.calibration_questions()) >= parts["calibrate"] | set(data.natural("calibrate"))
+
+
 def test_fitting_data_holds_no_calibration_or_test_text(fit):
     texts = set(fit.texts)
-    assert texts.isdisjoint(data.natural("calibrate")) and texts.isdisjoint(data.natural("test"))
-    assert texts.isdisjoint(data.borderline("test"))
+    assert texts.isdisjoint(data.calibration_questions()) and texts.isdisjoint(data.natural("test"))
+    assert texts.isdisjoint(data.everyday("test")) and texts.isdisjoint(data.borderline("test"))
     assert set(data.written_harmful()) <= {t for t, h in zip(fit.texts, fit.harmful) if h}
-    assert fit.harmful.sum() >= 500 and {"harmful", "pool", "domain", "natural", "borderline"} == set(fit.groups)
+    assert fit.harmful.sum() >= 500 and set(data.GROUPS) == set(fit.groups)
     assert "how do I kill a Python process" not in texts  # a held-out borderline text, brought by the domain queries
 
 
@@ -84,7 +94,7 @@ def evaluation_sets(monkeypatch) -> dict[str, list[str]]:
 
 def test_no_evaluation_text_in_the_fitting_or_calibration_data(fit, monkeypatch):
     """Exact and near-duplicate copies (the pool builder's rule) of AdvBench or the dev set fail the test."""
-    reachable = fit.texts + data.natural("calibrate")
+    reachable = fit.texts + data.calibration_questions()
     for name, texts in evaluation_sets(monkeypatch).items():
         guard = exclusion.ExclusionIndex(texts)
         hits = [t for t in reachable if guard.hits(t)]

@@ -139,6 +139,7 @@ def benign_sets() -> dict[str, list[str]]:
     """The benign sets the filter's false blocks are measured on: none of them fits or calibrates it."""
     return {"dev set questions": list(load_beir(DEVSET).queries.values()),
             "natural questions (test part)": safety_data.natural("test"),
+            "everyday questions (test part)": safety_data.everyday("test"),
             "borderline (test part)": safety_data.borderline("test")}
 
 

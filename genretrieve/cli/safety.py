@@ -27,7 +27,7 @@ def fit_safety(queries: Optional[Path] = typer.Option(None, "--queries", help="T
 
     No answers are generated and the adapter is not retrained: one forward pass per fitting text
     (cached), the feature set chosen on a validation split, the threshold set for --rate false flags
-    on held-out natural questions.
+    on held-out natural and everyday questions.
 
     Examples:
       genretrieve fit-safety
@@ -61,7 +61,7 @@ def fit_safety(queries: Optional[Path] = typer.Option(None, "--queries", help="T
               f"{probe.fit['seconds']:.0f} s)")
     out.print(f"validation: {best['harmful_flagged']:.1%} of harmful prompts flagged, {best['borderline_flagged']:.1%} of "
               f"borderline ones, AUROC {best['auroc']:.3f}; threshold {probe.threshold:.4f} for "
-              f"{rate:.1%} false flags on {probe.calibration['n']} held-out natural questions")
+              f"{rate:.1%} false flags on {probe.calibration['n']} held-out natural and everyday questions")
 
 
 @app.command("calibrate-safety")

@@ -1,7 +1,7 @@
 """The threshold: set for a stated false-flag rate on benign queries, and replaceable by the user's own.
 
 A probe's score does not transfer across domains as well as its ranking does, so the threshold is
-kept apart from the weights: fitting sets it on held-out natural questions, and
+kept apart from the weights: fitting sets it on held-out natural and everyday questions, and
 `genretrieve calibrate-safety` re-sets it on the user's benign queries without refitting anything.
 The user's calibration is a small JSON file beside the index (or the adapter) naming the probe it
 was made for (its fingerprint); search applies the first matching file it finds (the index's

@@ -3,10 +3,11 @@
 One forward pass per text gives every candidate block (states and gen together, the teacher
 apart), cached on disk per adapter and text, so a refit after editing the probe code, the split or
 the data costs seconds plus the new texts' passes. Every candidate feature set (and L2 strength) is fitted on 75% of the fitting
-data and scored on the other 25%: with the threshold put where the validation natural questions
-allow the target false-flag rate, the score is the share of validation harmful prompts flagged
+data and scored on the other 25%: with the threshold put where the validation natural and
+everyday questions allow the target false-flag rate, the score is the share of validation harmful prompts flagged
 minus the share of validation borderline prompts flagged. The winner is refitted on all fitting
-data; its threshold is then set on the natural questions' calibration part, which no fit sees.
+data; its threshold is then set on the calibration parts of the natural and everyday questions,
+which no fit sees.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ..atomic import atomic_path
 from ..models.assets import home
 from ..query_vectors import encode
 from .calibrate import threshold_for
-from .data import FitData, fitting_data, natural
+from .data import USER_QUESTIONS, FitData, calibration_questions, fitting_data
 from .probe import BLOCKS, SafetyProbe, auroc, standardised_probe
 
 CANDIDATES = ("states", "gen", "teacher", "states+teacher", "gen+teacher", "states+gen+teacher")
@@ -82,7 +83,7 @@ def choose(values: dict, data: FitData, rate: float, candidates=None, l2s=None) 
             probe = standardised_probe(features, rows(values, train), data.harmful[train], data.weights(train), l2)
             scores = probe.scores(rows(values, np.flatnonzero(val)))
             groups, harmful = data.groups[val], data.harmful[val]
-            threshold = threshold_for(scores[groups == "natural"], rate)
+            threshold = threshold_for(scores[np.isin(groups, USER_QUESTIONS)], rate)
             recall = float(np.mean(scores[harmful == 1] >= threshold))
             border = float(np.mean(scores[groups == "borderline"] >= threshold)) if (groups == "borderline").any() else 0.0
             table.append({"features": features, "l2": l2, "score": recall - border, "harmful_flagged": recall,
@@ -96,7 +97,7 @@ def fit_safety(encoder, domain_benign: list[str] = (), seed: int = 0, rate: floa
     """The adapter's filter, ready to save: chosen, refitted on all fitting data, calibrated."""
     start = time.perf_counter()
     data = fitting_data(list(domain_benign), seed)
-    calibration = natural("calibrate")
+    calibration = calibration_questions()
     values = features_for(encoder, data.texts + calibration, cache_dir, report)
     n = len(data.texts)
     fit_values, calib_values = rows(values, np.arange(n)), rows(values, np.arange(n, n + len(calibration)))
@@ -105,9 +106,9 @@ def fit_safety(encoder, domain_benign: list[str] = (), seed: int = 0, rate: floa
     probe = standardised_probe(features, fit_values, data.harmful, data.weights(everything), l2)
     calib_scores = probe.scores(calib_values)
     probe.threshold = threshold_for(calib_scores, rate)
-    probe.calibration = {"source": "fit", "set": "natural questions, calibration part", "n": len(calibration),
+    probe.calibration = {"source": "fit", "set": "natural and everyday questions, calibration parts", "n": len(calibration),
                          "rate": rate, "false_flag_rate": float(np.mean(calib_scores >= probe.threshold))}
     probe.fit = {"l2": l2, "data": data.provenance(), "validation": table, "seed": seed,
                  "chosen_by": "validation: harmful flagged - borderline flagged, threshold at the target rate on "
-                              "validation natural questions", "seconds": round(time.perf_counter() - start, 1)}
+                              "validation natural and everyday questions", "seconds": round(time.perf_counter() - start, 1)}
     return probe

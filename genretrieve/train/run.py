@@ -157,8 +157,8 @@ def machine(encoder) -> str:
 
 def fit_safety_probe(encoder, domain_benign: list[str], seed: int, rate: float = 0.01, report=None) -> SafetyProbe:
     """The filter for this adapter (genretrieve.safety.fit): Do-Not-Answer and written harmful prompts against
-    the pool's and the training run's benign queries and the fitting parts of the natural and borderline
-    sets; threshold for `rate` false flags on the natural questions' calibration part."""
+    the pool's and the training run's benign queries and the fitting parts of the natural, everyday and
+    borderline sets; threshold for `rate` false flags on the natural and everyday questions' calibration parts."""
     from ..safety.fit import fit_safety
 
     return fit_safety(encoder, domain_benign, seed, rate, report=report)
