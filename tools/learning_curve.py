@@ -7,9 +7,10 @@ choose lambda on 150 held-out queries, and score gen (teacher-encoded documents)
 dev set beside the teacher and the oracle (teacher embedding of the backbone's own answer).
 With --natural, each size is also fitted with the natural questions' fit part added (real
 questions from packaged FAQs and help pages, genretrieve.safety.data; none from the dev set's
-Debian FAQ), answered as training answers are (generated once into the response cache).
+Debian FAQ), answered as training answers are (generated once into the response cache);
+--natural-sizes N,M adds only N, M of them (a hash-ordered sample) as further points.
     python tools/learning_curve.py --sizes 250,500,1000,2000 --token-init prompt,random
-    python tools/learning_curve.py --sizes 0,995,3946 --token-init prompt --natural
+    python tools/learning_curve.py --sizes 0,995,3946 --token-init prompt --natural --natural-sizes 500,995
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--token-init", default="prompt,random")
     parser.add_argument("--config", default=None)
     parser.add_argument("--natural", action="store_true", help="also fit each size with the natural questions added")
+    parser.add_argument("--natural-sizes", default="", help="with --natural: also add only the first N natural questions")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     data = load_beir(DEVSET)
@@ -79,7 +81,9 @@ def main() -> None:
         held, train = pairs[:HELDOUT], pairs[HELDOUT:]
         sizes_here = [n for n in sizes if n <= len(train)]
         n_max = max(sizes_here)
-        extra = natural("fit") if args.natural else []
+        # hash order, so the first N natural questions mix every source rather than the file's first FAQs
+        fit_part = natural("fit") if args.natural else []
+        extra = [fit_part[i] for i in hash_order([{"text": t} for t in fit_part], config.train.seed)]
         extra_answers = ensure_responses(encoder, extra, cache, config.train.max_new_tokens,
                                          config.train.gen_batch_size)[0] if extra else []
         features = encoder.mean_states([q for q, _ in train[:n_max]] + [q for q, _ in held] + extra)
@@ -88,7 +92,8 @@ def main() -> None:
         held_x, held_y, extra_x, extra_y = features[n_max:n_held], targets[n_max:n_held], features[n_held:], targets[n_held:]
         dev_features = encoder.mean_states(texts)
         for n in sizes_here:
-            for added in [a for a in ([0, len(extra)] if extra else [0]) if n + a]:  # size 0 + natural: natural alone
+            partial = [int(a) for a in args.natural_sizes.split(",") if a and int(a) < len(extra)]
+            for added in [a for a in ([0, *partial, len(extra)] if extra else [0]) if n + a]:  # size 0: natural alone
                 x, y = np.concatenate([features[:n], extra_x[:added]]), np.concatenate([targets[:n], extra_y[:added]])
                 trials = []
                 for lam in config.train.ridge_lambdas:
