@@ -112,17 +112,18 @@ def load(url: str, queries: list[str], clients: int, params: dict) -> dict:
 
 
 def in_process_latency(encoder, cfg, index_dir: Path, queries: list[str], modes, k: int) -> dict:
-    """p50/p99 of Searcher.search in this process: what a request costs without HTTP and batching."""
+    """p50/p99 of Searcher.search in this process: what a request costs without HTTP and batching (the
+    config's safety level, as the server applies it)."""
     from ..search import Searcher
 
     searcher, report = Searcher(index_dir, encoder, cfg), {}
     try:
         for mode in modes:
-            searcher.search(queries[:1], k, mode)  # warm-up
+            searcher.search(queries[:1], k, mode, safety=cfg.search.safety)  # warm-up
             times = []
             for q in queries:
                 begin = time.perf_counter()
-                searcher.search([q], k, mode)
+                searcher.search([q], k, mode, safety=cfg.search.safety)
                 times.append((time.perf_counter() - begin) * 1000)
             report[mode] = {**_ms(times), "queries": len(queries)}
     finally:
@@ -174,7 +175,7 @@ def run_serve_bench(config=None, n_chunks: int = 300, clients: int = 8, requests
     cfg = load_config(config)
     pool = make_queries(requests)
     qs = [pool[i % len(pool)] + ("" if i < len(pool) else f" ({i // len(pool)})") for i in range(requests)]
-    report = {"machine": {"cpus": os.cpu_count()}, "clients": clients, "requests": requests, "k": k,
+    report = {"machine": {"cpus": os.cpu_count()}, "clients": clients, "requests": requests, "k": k, "safety": cfg.search.safety,
               "targets": TARGETS, "modes": {}}
     with tempfile.TemporaryDirectory(prefix="genretrieve-serve-bench-") as tmp:
         work = Path(tmp)
@@ -221,7 +222,8 @@ def serve_table(report: dict):
         return "" if ok is None else ("[green]pass[/green]" if ok else "[red]miss[/red]")
 
     table = Table(title=f"genretrieve bench serve: {report['requests']} /search requests per row, k={report['k']}, "
-                        f"{report['corpus']['chunks']}-chunk index, {report['dtype']}, {report['machine']['cpus']} CPUs")
+                        f"{report['corpus']['chunks']}-chunk index, safety {report.get('safety', 'off')}, {report['dtype']}, "
+                        f"{report['machine']['cpus']} CPUs")
     for column in ("mode", "clients", "p50 ms", "p99 ms", "in-process p50", "req/s", "errors", "vs 1 client", "target"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode, row in report["modes"].items():
