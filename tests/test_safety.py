@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from genretrieve.safety import CALIBRATION_FILE, SafetyProbe, auroc, load_probe, threshold_for
+from genretrieve.safety.calibrate import threshold_for_each
 from genretrieve.safety.calibrate import calibration_record, write_calibration
 from genretrieve.safety.data import FitData
 from genretrieve.safety.fit import choose, validation_rows
@@ -107,3 +108,13 @@ def test_user_calibration_applies_only_to_its_probe(tmp_path):
     refit.save(adapter)  # the adapter's probe changed: the old calibration no longer applies
     stale = load_probe(adapter, index)
     assert stale.threshold == 0.5 and stale.calibration["ignored"] == [str(index / CALIBRATION_FILE)]
+
+
+def test_the_threshold_for_each_set_holds_the_rate_in_every_set():
+    rng = np.random.default_rng(1)
+    faqs, everyday = rng.normal(0, 1, 900), rng.normal(1.5, 1, 100)  # everyday questions score higher
+    threshold = threshold_for_each([faqs, everyday], 0.02)
+    assert np.mean(faqs >= threshold) <= 0.02 and np.mean(everyday >= threshold) <= 0.02
+    pooled = threshold_for(np.concatenate([faqs, everyday]), 0.02)
+    assert np.mean(everyday >= pooled) > 0.02  # one pooled quantile lets the small set pay for the large one
+    assert threshold_for_each([faqs, []], 0.02) == threshold_for(faqs, 0.02)

@@ -125,7 +125,7 @@ def test_fit_safety_refits_the_probe_beside_the_adapter(tiny, monkeypatch, tmp_p
                                    for g in ("harmful", "pool", "natural", "borderline")]))
     small = data.FitData([full.texts[i] for i in keep], full.harmful[keep], full.groups[keep])
     monkeypatch.setattr(fit, "fitting_data", lambda *a, **k: small)
-    monkeypatch.setattr(fit, "calibration_questions", lambda: data.natural("calibrate")[:50])
+    monkeypatch.setattr(fit, "calibration_sets", lambda: {"natural": data.natural("calibrate")[:50]})
     monkeypatch.setattr(fit, "CANDIDATES", ("states", "teacher"))
     monkeypatch.setattr(fit, "L2S", (1e-1,))
     monkeypatch.setitem(tiny.card, "trained", True)  # fit-safety refuses an untrained adapter

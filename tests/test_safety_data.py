@@ -56,12 +56,12 @@ def test_everyday_questions_span_daily_life_and_split_three_ways():
     assert len({t.lower() for t in texts}) == len(texts)
     parts = {p: set(data.everyday(p)) for p in ("fit", "calibrate", "test")}
     assert sum(map(len, parts.values())) == len(texts) and min(map(len, parts.values())) >= 60
-    assert set(data.calibration_questions()) >= parts["calibrate"] | set(data.natural("calibrate"))
+    assert data.calibration_sets() == {"natural": data.natural("calibrate"), "everyday": data.everyday("calibrate")}
 
 
 def test_fitting_data_holds_no_calibration_or_test_text(fit):
     texts = set(fit.texts)
-    assert texts.isdisjoint(data.calibration_questions()) and texts.isdisjoint(data.natural("test"))
+    assert texts.isdisjoint(data.natural("calibrate") + data.everyday("calibrate")) and texts.isdisjoint(data.natural("test"))
     assert texts.isdisjoint(data.everyday("test")) and texts.isdisjoint(data.borderline("test"))
     assert set(data.written_harmful()) <= {t for t, h in zip(fit.texts, fit.harmful) if h}
     assert fit.harmful.sum() >= 500 and set(data.GROUPS) == set(fit.groups)
@@ -94,7 +94,7 @@ def evaluation_sets(monkeypatch) -> dict[str, list[str]]:
 
 def test_no_evaluation_text_in_the_fitting_or_calibration_data(fit, monkeypatch):
     """Exact and near-duplicate copies (the pool builder's rule) of AdvBench or the dev set fail the test."""
-    reachable = fit.texts + data.calibration_questions()
+    reachable = fit.texts + [text for texts in data.calibration_sets().values() for text in texts]
     for name, texts in evaluation_sets(monkeypatch).items():
         guard = exclusion.ExclusionIndex(texts)
         hits = [t for t in reachable if guard.hits(t)]

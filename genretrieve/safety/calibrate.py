@@ -30,6 +30,13 @@ def threshold_for(scores: np.ndarray, rate: float) -> float:
     return float(np.nextafter(ordered[allowed], np.inf))  # just above the first score that must pass
 
 
+def threshold_for_each(score_sets, rate: float) -> float:
+    """The lowest threshold that flags at most `rate` of every set: one kind of benign question (everyday
+    questions, say) cannot spend the margin another kind (software FAQ headings) leaves, as one pooled
+    quantile would let the larger set do."""
+    return max(threshold_for(scores, rate) for scores in score_sets if len(scores))
+
+
 def check_resolvable(n: int, rate: float) -> None:
     """Refuse a rate the queries cannot resolve: with n < 1/rate, the rate allows no flag at all, and the
     threshold would sit just above the user's highest-scoring query, a noisy and often far lower bar."""

@@ -88,9 +88,9 @@ def everyday(part: str | None = None) -> list[str]:
     return [t for _, t in read_sections(EVERYDAY) if part is None or natural_part(t) == part]
 
 
-def calibration_questions() -> list[str]:
+def calibration_sets() -> dict[str, list[str]]:
     """What sets the fit-time threshold: the calibrate parts of the natural and the everyday questions."""
-    return natural("calibrate") + everyday("calibrate")
+    return {"natural": natural("calibrate"), "everyday": everyday("calibrate")}
 
 
 def borderline(part: str | None = None) -> list[str]:
@@ -131,7 +131,8 @@ def fitting_data(domain_benign: list[str] = (), seed: int = 0, pool_per_harmful:
     templated = [r["text"] for r in pool if not r.get("safety")]
     rank = sorted(templated, key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).digest())
     # held-out texts stay out whichever source brings them (a user's training queries may hold one)
-    held = {normalise(t) for t in calibration_questions() + natural("test") + everyday("test") + borderline("test")}
+    held = {normalise(t) for t in [*natural("calibrate"), *everyday("calibrate"), *natural("test"), *everyday("test"),
+                                   *borderline("test")]}
     rows: dict[str, str] = {}  # text -> group; the first group a text lands in wins
     for group, texts in (("harmful", harmful), ("natural", natural("fit")), ("everyday", everyday("fit")),
                          ("borderline", borderline("fit")),

@@ -4,10 +4,10 @@ One forward pass per text gives every candidate block (states and gen together, 
 apart), cached on disk per adapter and text, so a refit after editing the probe code, the split or
 the data costs seconds plus the new texts' passes. Every candidate feature set (and L2 strength) is fitted on 75% of the fitting
 data and scored on the other 25%: with the threshold put where the validation natural and
-everyday questions allow the target false-flag rate, the score is the share of validation harmful prompts flagged
+everyday questions each allow the target false-flag rate, the score is the share of validation harmful prompts flagged
 minus the share of validation borderline prompts flagged. The winner is refitted on all fitting
 data; its threshold is then set on the calibration parts of the natural and everyday questions,
-which no fit sees.
+which no fit sees, so that each part meets the rate.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import numpy as np
 from ..atomic import atomic_path
 from ..models.assets import home
 from ..query_vectors import encode
-from .calibrate import threshold_for
-from .data import USER_QUESTIONS, FitData, calibration_questions, fitting_data
+from .calibrate import threshold_for_each
+from .data import USER_QUESTIONS, FitData, calibration_sets, fitting_data
 from .probe import BLOCKS, SafetyProbe, auroc, standardised_probe
 
 CANDIDATES = ("states", "gen", "teacher", "states+teacher", "gen+teacher", "states+gen+teacher")
@@ -83,7 +83,7 @@ def choose(values: dict, data: FitData, rate: float, candidates=None, l2s=None) 
             probe = standardised_probe(features, rows(values, train), data.harmful[train], data.weights(train), l2)
             scores = probe.scores(rows(values, np.flatnonzero(val)))
             groups, harmful = data.groups[val], data.harmful[val]
-            threshold = threshold_for(scores[np.isin(groups, USER_QUESTIONS)], rate)
+            threshold = threshold_for_each([scores[groups == g] for g in USER_QUESTIONS], rate)
             recall = float(np.mean(scores[harmful == 1] >= threshold))
             border = float(np.mean(scores[groups == "borderline"] >= threshold)) if (groups == "borderline").any() else 0.0
             table.append({"features": features, "l2": l2, "score": recall - border, "harmful_flagged": recall,
@@ -97,7 +97,8 @@ def fit_safety(encoder, domain_benign: list[str] = (), seed: int = 0, rate: floa
     """The adapter's filter, ready to save: chosen, refitted on all fitting data, calibrated."""
     start = time.perf_counter()
     data = fitting_data(list(domain_benign), seed)
-    calibration = calibration_questions()
+    sets = calibration_sets()
+    calibration = [text for texts in sets.values() for text in texts]
     values = features_for(encoder, data.texts + calibration, cache_dir, report)
     n = len(data.texts)
     fit_values, calib_values = rows(values, np.arange(n)), rows(values, np.arange(n, n + len(calibration)))
@@ -105,9 +106,13 @@ def fit_safety(encoder, domain_benign: list[str] = (), seed: int = 0, rate: floa
     everything = np.arange(n)
     probe = standardised_probe(features, fit_values, data.harmful, data.weights(everything), l2)
     calib_scores = probe.scores(calib_values)
-    probe.threshold = threshold_for(calib_scores, rate)
-    probe.calibration = {"source": "fit", "set": "natural and everyday questions, calibration parts", "n": len(calibration),
-                         "rate": rate, "false_flag_rate": float(np.mean(calib_scores >= probe.threshold))}
+    ends = np.cumsum([len(texts) for texts in sets.values()])
+    per_set = dict(zip(sets, np.split(calib_scores, ends[:-1])))
+    probe.threshold = threshold_for_each(per_set.values(), rate)
+    probe.calibration = {"source": "fit", "set": "natural and everyday questions, calibration parts (the rate holds in each)",
+                         "n": len(calibration), "rate": rate, "false_flag_rate": float(np.mean(calib_scores >= probe.threshold)),
+                         "per_set": {name: {"n": len(scores), "false_flag_rate": float(np.mean(scores >= probe.threshold))}
+                                     for name, scores in per_set.items()}}
     probe.fit = {"l2": l2, "data": data.provenance(), "validation": table, "seed": seed,
                  "chosen_by": "validation: harmful flagged - borderline flagged, threshold at the target rate on "
                               "validation natural and everyday questions", "seconds": round(time.perf_counter() - start, 1)}
