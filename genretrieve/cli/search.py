@@ -41,7 +41,7 @@ def search(query: Optional[str] = typer.Argument(None, help="The question or sea
            path_glob: Optional[str] = typer.Option(None, "--path", help="Only chunks whose path matches this glob."),
            queries: Optional[Path] = typer.Option(None, "--queries", help="Search every query in a .txt, .jsonl or .csv file."),
            explain_query: bool = typer.Option(False, "--explain", help="Also print the response the query embedding stands for."),
-           safety: Optional[str] = typer.Option(None, "--safety", help="off | warn | block: the harmful-query filter [default: off]."),
+           safety: Optional[str] = typer.Option(None, "--safety", help="off | warn | block: the harmful-query filter [default: warn; off keeps the LLM out of teacher and keyword mode]."),
            config: Optional[str] = ConfigOpt, json: bool = JsonOpt):
     """Search an index. Hits go to stdout as a table, or one JSON object per hit with --json.
 
