@@ -175,5 +175,12 @@ def test_default_training_queries_add_the_natural_fit_part_only():
     config.train.natural_questions = False
     pool_only, _ = choose_queries(config, None)
     assert len(pool_only) == config.train.max_queries and len(queries) == len(pool_only) + source["natural_questions"]
+    config = Config()
+    config.train.max_natural_questions = 100  # a sample, first in hash order: a larger one holds it
+    sample, _ = choose_queries(config, None)
+    config.train.max_natural_questions = 200
+    larger, _ = choose_queries(config, None)
+    natural_of = lambda qs: [q["text"] for q in qs if q["source"] == "natural"]  # noqa: E731
+    assert len(natural_of(sample)) == 100 and set(natural_of(sample)) < set(natural_of(larger)) < set(natural("fit"))
     own, _ = choose_queries(Config(), [{"text": "what is a tuple?"}])  # a user's queries are theirs alone
     assert [q["text"] for q in own] == ["what is a tuple?"]

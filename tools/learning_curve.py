@@ -84,6 +84,7 @@ def main() -> None:
         # hash order, so the first N natural questions mix every source rather than the file's first FAQs
         fit_part = natural("fit") if args.natural else []
         extra = [fit_part[i] for i in hash_order([{"text": t} for t in fit_part], config.train.seed)]
+        extra = extra[:config.train.max_natural_questions]  # those train would add: their answers may be all there is
         extra_answers = ensure_responses(encoder, extra, cache, config.train.max_new_tokens,
                                          config.train.gen_batch_size)[0] if extra else []
         features = encoder.mean_states([q for q, _ in train[:n_max]] + [q for q, _ in held] + extra)

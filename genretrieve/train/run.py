@@ -35,22 +35,28 @@ REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will
 
 def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dict], dict]:
     """The training queries: a hash-ordered sample of the packaged pool (`train.max_queries`) plus, with
-    `train.natural_questions`, the natural questions' fit part; or the user's own queries, sampled alike."""
+    `train.natural_questions`, one of the natural questions' fit part (`train.max_natural_questions`);
+    or the user's own queries, sampled alike."""
     packaged = queries is None
     if packaged:
         queries, source = load_pool(POOL), {"pool": str(POOL.name), "sha256": hashlib.sha256(POOL.read_bytes()).hexdigest()}
     else:
         source = {"file": "user queries", "sha256": hashlib.sha256("\n".join(q["text"] for q in queries).encode()).hexdigest()}
-    if len(queries) > config.train.max_queries:
-        queries = [queries[i] for i in sorted(hash_order(queries, config.train.seed)[:config.train.max_queries])]
+    queries = first_in_hash_order(queries, config.train.max_queries, config.train.seed)
     if packaged and config.train.natural_questions:
         # the calibrate and test parts stay out: they measure the safety filter on questions it never saw
         from ..safety.data import natural
 
         taken = {q["text"] for q in queries}
         extra = [{"id": f"natural-{i}", "text": t, "source": "natural"} for i, t in enumerate(natural("fit")) if t not in taken]
+        extra = first_in_hash_order(extra, config.train.max_natural_questions, config.train.seed)
         queries, source = queries + extra, {**source, "natural_questions": len(extra)}
     return queries, {**source, "n": len(queries)}
+
+
+def first_in_hash_order(queries: list[dict], most: int, seed: int) -> list[dict]:
+    """The `most` queries first in hash order, kept in their given order."""
+    return [queries[i] for i in sorted(hash_order(queries, seed)[:most])]
 
 
 def hash_order(queries: list[dict], seed: int) -> list[int]:
