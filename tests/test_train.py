@@ -142,20 +142,22 @@ def test_shipped_answers_are_used_instead_of_generating(tmp_path, monkeypatch):
     assert answers == ["fresh"] * 3 and stats["generated"] == 3
 
 
-def test_the_shipped_answers_cover_the_default_training_queries():
-    """So `genretrieve train` with the defaults generates nothing on a new machine."""
+@pytest.mark.parametrize("answers, config", [("smollm2", None), ("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b")])
+def test_the_shipped_answers_cover_each_configs_training_queries(answers, config):
+    """So `genretrieve train` with a shipped config generates nothing on a new machine."""
     import gzip
     import json
 
-    from genretrieve.config import Config
+    from genretrieve.config import load_config
     from genretrieve.train.responses import SHIPPED_ANSWERS, answer_settings
     from genretrieve.train.run import choose_queries
 
-    with gzip.open(SHIPPED_ANSWERS / "smollm2.jsonl.gz", "rt") as f:
+    with gzip.open(SHIPPED_ANSWERS / f"{answers}.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
-    queries, _ = choose_queries(Config(), None)
+    config = load_config(config)
+    queries, _ = choose_queries(config, None)
     assert {q["text"] for q in queries} <= {r["query"] for r in rows}
-    assert {r["settings"] for r in rows} == {json.dumps(answer_settings(TrainConfig().max_new_tokens))}
+    assert {r["settings"] for r in rows} == {json.dumps(answer_settings(config.train.max_new_tokens))}
     assert len({r["backbone"] for r in rows}) == 1
 
 
