@@ -3,9 +3,10 @@
 Answers cost most of a training run on a CPU; shipping them lets `genretrieve train` on a new
 machine start from them (train/responses.py imports every data/answers/*.jsonl.gz into the cache).
 Rebuild: run `genretrieve train` (which generates and caches the answers), then
-    python tools/export_answers.py --name smollm2 [--config CONFIG] [--max-queries N]
-It exports the answers of the first N queries in the order `train` picks them, as far as the
-cache holds them, with a provenance file beside.
+    python tools/export_answers.py --name smollm2 [--config CONFIG] [--max-queries N] [--max-natural-questions M]
+It exports the answers of the first N pool queries and M natural questions in the order `train`
+picks them, as far as the cache holds them, with a provenance file beside; a file may cover more
+than the config trains on, so a later retrain on more questions generates nothing either.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="file name: data/answers/NAME.jsonl.gz")
     parser.add_argument("--config", default=None)
     parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--max-natural-questions", type=int, default=None)
     args = parser.parse_args()
-    config = load_config(args.config, train__max_queries=args.max_queries)
+    config = load_config(args.config, train__max_queries=args.max_queries,
+                         train__max_natural_questions=args.max_natural_questions)
     encoder = load_encoder(config)
     queries, source = choose_queries(config, None)
     settings = answer_settings(config.train.max_new_tokens)
@@ -46,7 +49,8 @@ def main() -> None:
         "settings": settings, "machine": machine(encoder),
         "command": f"python tools/export_answers.py --name {args.name}"
                    + (f" --config {args.config}" if args.config else "")
-                   + (f" --max-queries {args.max_queries}" if args.max_queries else ""),
+                   + (f" --max-queries {args.max_queries}" if args.max_queries else "")
+                   + (f" --max-natural-questions {args.max_natural_questions}" if args.max_natural_questions else ""),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (SHIPPED_ANSWERS / f"{args.name}.provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
