@@ -35,7 +35,7 @@ REFUSAL = re.compile(r"\b(I can(no|')t|I am not able|I'm not able|I won't|I will
 
 def choose_queries(config: Config, queries: list[dict] | None) -> tuple[list[dict], dict]:
     """The training queries: a hash-ordered sample of the packaged pool (`train.max_queries`) plus, with
-    `train.natural_questions`, one of the natural questions' fit part (`train.max_natural_questions`);
+    `train.natural_questions`, a sample of the natural questions' fit part alike (`train.max_natural_questions`);
     or the user's own queries, sampled alike."""
     packaged = queries is None
     if packaged:
